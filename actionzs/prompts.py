@@ -1,0 +1,141 @@
+"""Labels, prompt templates and ensembles, and a cache of text embeddings.
+
+A label is reported by its name; what gets embedded is its description when it has one ("fall: a
+person falls to the ground" embeds the sentence verbatim), else the name put into each template of
+the prompt set, averaged over templates (an ensemble).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import InvalidInputError
+
+#: Text-encoder calls are made in batches of this many texts (thousands of labels stay bounded).
+TEXT_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Label:
+    """A candidate label: `name` is reported, `description` (if any) is what the model reads."""
+
+    name: str
+    description: str | None = None
+
+
+def parse_label(text: str) -> Label:
+    """"name: description" becomes a described label; any other string is a bare name."""
+    name, sep, description = text.partition(":")
+    if sep and name.strip() and description.strip():
+        return Label(name.strip(), description.strip())
+    return Label(text.strip())
+
+
+def parse_labels(candidate_labels) -> list[Label]:
+    """Validate candidate labels (strings, `Label`s, or a {name: description} mapping)."""
+    if isinstance(candidate_labels, str):
+        candidate_labels = [candidate_labels]
+    if isinstance(candidate_labels, Mapping):
+        items = [Label(str(k).strip(), str(v).strip() if v else None) for k, v in candidate_labels.items()]
+    elif isinstance(candidate_labels, Iterable):
+        items = []
+        for position, item in enumerate(candidate_labels):
+            if isinstance(item, Label):
+                items.append(item)
+            elif isinstance(item, str):
+                items.append(parse_label(item))
+            else:
+                raise InvalidInputError(f"candidate label #{position + 1} is {type(item).__name__}, not a string: {item!r}")
+    else:
+        raise InvalidInputError(f"candidate_labels must be a list of strings, got {type(candidate_labels).__name__}")
+    if not items:
+        raise InvalidInputError("candidate_labels is empty: give at least one label")
+    blank = [i + 1 for i, label in enumerate(items) if not label.name]
+    if blank:
+        raise InvalidInputError(f"candidate labels #{', #'.join(map(str, blank))} are blank")
+    seen, duplicates = set(), []
+    for label in items:
+        if label.name in seen and label.name not in duplicates:
+            duplicates.append(label.name)
+        seen.add(label.name)
+    if duplicates:
+        raise InvalidInputError(f"duplicate candidate labels: {', '.join(map(repr, duplicates))}")
+    return items
+
+
+def read_labels_file(path: str | Path) -> list[Label]:
+    """One label per line, optionally "label: description"; lines starting with `#`, blank lines and a
+    UTF-8 byte-order mark are ignored."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise InvalidInputError(f"{path}: cannot read labels file ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path}: labels file is not UTF-8 (bad byte at offset {exc.start})") from None
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith("#")]
+    if not lines:
+        raise InvalidInputError(f"{path}: labels file has no labels")
+    try:
+        return parse_labels(lines)
+    except InvalidInputError as exc:
+        raise InvalidInputError(f"{path}: {exc}") from None
+
+
+def check_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
+    """A template or ensemble as a tuple; each template must hold exactly one `{}`."""
+    templates = (templates,) if isinstance(templates, str) else tuple(templates)
+    if not templates:
+        raise InvalidInputError("hypothesis_template: give at least one template")
+    for template in templates:
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise InvalidInputError(f"hypothesis_template {template!r} must contain exactly one '{{}}'")
+    return templates
+
+
+def label_texts(label: Label, templates: tuple[str, ...]) -> list[str]:
+    return [label.description] if label.description else [t.format(label.name) for t in templates]
+
+
+class TextEmbeddingCache:
+    """Text embeddings of one encoder, cached by text (LRU), and label embeddings built from them."""
+
+    def __init__(self, encoder, max_texts: int = 100_000):
+        self.encoder = encoder
+        self.max_texts = max_texts
+        self._cache: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.encoded = 0  # texts actually sent to the text encoder (for tests and stats)
+
+    def embed(self, texts: list[str]) -> torch.Tensor:
+        """Embeddings [len(texts), D], encoding only the texts not seen before."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        for start in range(0, len(missing), TEXT_BATCH):
+            batch = missing[start : start + TEXT_BATCH]
+            for text, vector in zip(batch, self.encoder.embed_texts(batch).cpu()):
+                self._cache[text] = vector
+            self.encoded += len(batch)
+        vectors = torch.stack([self._cache[t] for t in texts])
+        for text in texts:
+            self._cache.move_to_end(text)
+        while len(self._cache) > self.max_texts:
+            self._cache.popitem(last=False)
+        return vectors
+
+    def embed_labels(self, labels: list[Label], templates: tuple[str, ...]) -> torch.Tensor:
+        """One vector per label: the mean of its texts' embeddings (re-normalised for unit-vector encoders)."""
+        texts = [label_texts(label, templates) for label in labels]
+        flat = self.embed([t for group in texts for t in group])
+        sizes = torch.tensor([len(group) for group in texts])
+        owner = torch.repeat_interleave(torch.arange(len(labels)), sizes)
+        sums = torch.zeros(len(labels), flat.shape[1]).index_add_(0, owner, flat)
+        means = sums / sizes[:, None]
+        if self.encoder.texts_normalised:
+            means = means / means.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        return means
