@@ -1,0 +1,297 @@
+"""ZeroShotVideoClassifier: wires sampling, decoding, encoding and scoring for one call.
+
+Like a transformers pipeline it splits each video into preprocess (open, validate, plan the frames),
+forward (embed frames, each once, cached per video) and postprocess (score labels, segments, events).
+Embeddings are kept per video, so a new label set or new windows cost no decoding and no image
+encoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import sampling
+from .embeddings import ClipEmbeddings, FrameEmbeddings
+from .errors import ActionzsError, InvalidInputError
+from .events import find_events
+from .models import DEFAULT_MODEL, Encoder, load_encoder
+from .options import RunOptions
+from .prompts import Label, TextEmbeddingCache, parse_labels
+from .scoring import frame_similarity, ranked
+from .stream import bounded_call, prefetch
+from .video import Video, image_video, open_video
+
+log = logging.getLogger(__name__)
+
+#: Seconds one decoder call (opening a file, or one batch of frames) may take before it is an error.
+DECODE_TIMEOUT = 300.0
+
+
+@dataclass
+class VideoResult:
+    """Everything one video's run produced; `to_dict` is what the CLI writes as JSON."""
+
+    video: str
+    duration: float
+    model: str
+    labels: list[dict]
+    segments: list[dict] | None = None
+    events: list[dict] | None = None
+    embeddings: FrameEmbeddings | ClipEmbeddings | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        out = {"video": self.video, "duration": round(self.duration, 3), "model": self.model, "labels": self.labels}
+        if self.segments is not None:
+            out["segments"], out["events"] = self.segments, self.events
+        return out
+
+
+class ZeroShotVideoClassifier:
+    """Ranks free-text labels for whole videos and for time windows, without training on them.
+
+    Call it like a transformers pipeline: `clf(video, candidate_labels=[...])`. `video` is a path, a
+    list of paths, a PIL image or uint8 array (a one-frame video), or stored embeddings.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        options: RunOptions | None = None,
+        *,
+        batch_size: int = 32,
+        backend: str = "auto",
+        decode_timeout: float = DECODE_TIMEOUT,
+        cache_videos: int = 32,
+    ):
+        self.encoder = encoder
+        self.options = options or RunOptions()
+        self.batch_size = batch_size
+        self.backend = backend
+        self.decode_timeout = decode_timeout
+        self.texts = TextEmbeddingCache(encoder)
+        self._text_lock = threading.Lock()
+        self._embedded: OrderedDict[tuple, FrameEmbeddings | ClipEmbeddings] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._cache_videos = cache_videos
+
+    @property
+    def model(self) -> str:
+        return self.encoder.name
+
+    # -- the transformers-style entry point -------------------------------------------------------
+
+    def __call__(self, videos, candidate_labels=None, **options):
+        """Scores for one video (a list of {"label", "score", "similarity"}, best first), or with
+        `segments=True` a dict with "labels", "segments" and "events"; a list of videos gives a list.
+
+        Keyword options override the classifier's for this call: fps, num_frames, window, stride,
+        pooling, hypothesis_template, top_k, segments, events.
+        """
+        if candidate_labels is None:
+            raise InvalidInputError("candidate_labels is required")
+        if isinstance(videos, (list, tuple)):
+            return [self._format(r) for r in self.classify_many(videos, candidate_labels, **options)]
+        return self._format(self.classify(videos, candidate_labels, **options))
+
+    @staticmethod
+    def _format(result: VideoResult) -> list[dict] | dict:
+        if result.segments is None:
+            return result.labels
+        return {"labels": result.labels, "segments": result.segments, "events": result.events}
+
+    def classify_many(self, videos: Sequence, candidate_labels, **options) -> list[VideoResult]:
+        """`classify` for each video; labels and options are validated once, before any decoding."""
+        labels, run = self._prepare(candidate_labels, options)
+        return [self._run(video, labels, run) for video in videos]
+
+    def classify(self, video, candidate_labels, **options) -> VideoResult:
+        """One video's clip ranking and, with segments on, its segments and events."""
+        labels, run = self._prepare(candidate_labels, options)
+        return self._run(video, labels, run)
+
+    def embed(self, video, **options) -> FrameEmbeddings | ClipEmbeddings:
+        """The (cached) embeddings a run with these options scores: frames for frame encoders, one
+        feature set per span (whole video, then windows) for clip encoders such as X-CLIP."""
+        return self._embeddings(video, self.options.updated(**options))
+
+    def _prepare(self, candidate_labels, options: dict) -> tuple[list[Label], RunOptions]:
+        return parse_labels(candidate_labels), self.options.updated(**options)
+
+    def _run(self, video, labels: list[Label], run: RunOptions) -> VideoResult:
+        embeddings = self._embeddings(video, run)
+        with self._text_lock:
+            text = self.texts.embed_labels(labels, run.hypothesis_template)
+        return self._postprocess(embeddings, [label.name for label in labels], text, run)
+
+    # -- preprocess + forward: video -> embeddings ----------------------------------------------
+
+    def _embeddings(self, video, run: RunOptions) -> FrameEmbeddings | ClipEmbeddings:
+        if isinstance(video, (FrameEmbeddings, ClipEmbeddings)):
+            self._check_embeddings(video)
+            return video
+        key = self._cache_key(video, run)
+        if key is not None:
+            with self._cache_lock:
+                if key in self._embedded:
+                    self._embedded.move_to_end(key)
+                    return self._embedded[key]
+        with self._open(video) as opened:
+            if self.encoder.frames_per_clip is None:
+                embeddings = self._embed_frames(opened, run)
+            else:
+                embeddings = self._embed_clips(opened, run)
+        if key is not None:
+            with self._cache_lock:
+                self._embedded[key] = embeddings
+                while len(self._embedded) > self._cache_videos:
+                    self._embedded.popitem(last=False)
+        return embeddings
+
+    def _check_embeddings(self, embeddings: FrameEmbeddings | ClipEmbeddings) -> None:
+        if embeddings.model != self.model:
+            raise InvalidInputError(f"{embeddings.source}: embeddings are from {embeddings.model!r}, not {self.model!r}")
+
+    def _cache_key(self, video, run: RunOptions) -> tuple | None:
+        if not isinstance(video, (str, os.PathLike)):
+            return None
+        try:
+            info = os.stat(video)
+        except OSError:
+            return None  # opening reports the problem
+        plan = ("clips", run.segments and (run.window, run.stride)) if self.encoder.frames_per_clip else self._frame_plan(run)
+        return (os.path.realpath(video), info.st_size, info.st_mtime_ns, self.backend, plan)
+
+    def _open(self, video) -> Video:
+        if isinstance(video, (str, os.PathLike)):
+            path = os.fspath(video)
+            return bounded_call(lambda: open_video(path, self.backend), path, self.decode_timeout)
+        if isinstance(video, Video):
+            raise InvalidInputError("pass the video's path, not an open Video (each run opens its own decoder)")
+        return image_video(video)
+
+    @staticmethod
+    def _frame_plan(run: RunOptions) -> tuple:
+        if run.segments or run.num_frames is None:
+            return ("fps", float(run.fps))
+        return ("uniform", int(run.num_frames))
+
+    def _embed_frames(self, video: Video, run: RunOptions) -> FrameEmbeddings:
+        kind, value = plan = self._frame_plan(run)
+        timeline = video.timeline
+        sample = sampling.at_fps(timeline, value) if kind == "fps" else sampling.uniform(timeline, value)
+        order = np.argsort(sample.pts_seconds, kind="stable")
+        indices = sample.indices[order]
+        preprocess = self.encoder.preprocessor
+        batches = (
+            (frames.indices, frames.pts_seconds, preprocess(frames.data))
+            for frames in video.iter_frames(indices, preprocess.decode_size, chunk=self.batch_size)
+        )
+        vectors, kept, times = [], [], []
+        for batch_indices, pts, pixels in prefetch(batches, video.path, self.decode_timeout):
+            vectors.append(self.encoder.embed_frames(pixels).cpu().numpy())
+            kept.append(batch_indices)
+            times.append(pts)
+        return FrameEmbeddings(
+            np.concatenate(vectors), np.concatenate(kept), np.concatenate(times),
+            video.duration, self.model, video.path, {plan[0]: plan[1]},
+        )
+
+    def _clip_spans(self, duration: float, run: RunOptions) -> list[sampling.Span]:
+        whole = [sampling.Span(0.0, duration)]
+        return whole + sampling.windows(duration, run.window, run.stride) if run.segments else whole
+
+    def _embed_clips(self, video: Video, run: RunOptions) -> ClipEmbeddings:
+        """Each span sampled to exactly `frames_per_clip` frames; a frame shared by overlapping spans
+        is decoded and preprocessed once."""
+        frames = self.encoder.frames_per_clip
+        spans = self._clip_spans(video.duration, run)
+        per_span = np.stack([sampling.uniform(video.timeline, frames, s.start_seconds, s.end_seconds).indices for s in spans])
+        clips_per_batch = max(1, self.batch_size // frames)
+        preprocess = self.encoder.preprocessor
+
+        def batches():
+            held: dict[int, torch.Tensor] = {}
+            for start in range(0, len(spans), clips_per_batch):
+                wanted = per_span[start : start + clips_per_batch]
+                new = np.unique(wanted[~np.isin(wanted, list(held))])
+                if len(new):
+                    for chunk in video.iter_frames(new, preprocess.decode_size, chunk=self.batch_size):
+                        held.update(zip(chunk.indices.tolist(), preprocess(chunk.data)))
+                yield torch.stack([torch.stack([held[i] for i in row]) for row in wanted.tolist()])
+                keep_from = per_span[start + clips_per_batch :, 0].min(initial=video.num_frames)
+                held = {i: x for i, x in held.items() if i >= keep_from}
+
+        features = [self.encoder.embed_clips(pixels) for pixels in prefetch(batches(), video.path, self.decode_timeout)]
+        return ClipEmbeddings(
+            np.array([[s.start_seconds, s.end_seconds] for s in spans]),
+            torch.cat([f["video"] for f in features]).cpu().numpy(),
+            torch.cat([f["visual"] for f in features]).cpu().numpy(),
+            per_span, video.duration, self.model, video.path,
+        )
+
+    # -- postprocess: embeddings + label vectors -> ranked labels, segments, events ---------------
+
+    def _postprocess(self, embeddings, names: list[str], text: torch.Tensor, run: RunOptions) -> VideoResult:
+        if isinstance(embeddings, FrameEmbeddings):
+            spans = sampling.windows(embeddings.duration, run.window, run.stride) if run.segments else None
+            clip, windows = frame_similarity(embeddings, text, spans, run.pooling)
+        else:
+            spans, clip, windows = self._clip_similarity(embeddings, text, run)
+        head = self.encoder.head
+        result = VideoResult(embeddings.source, embeddings.duration, self.model, ranked(names, clip, head, run.top_k), embeddings=embeddings)
+        if spans is None:
+            return result
+        result.segments = [
+            {"start": round(s.start_seconds, 3), "end": round(s.end_seconds, 3), "labels": ranked(names, w, head, run.top_k)}
+            for s, w in zip(spans, windows)
+        ]
+        values = windows if run.events.on == "similarity" else head.probabilities(windows)
+        result.events = find_events(spans, values.numpy(), names, embeddings.duration, run.events)
+        return result
+
+    def _clip_similarity(self, embeddings: ClipEmbeddings, text: torch.Tensor, run: RunOptions):
+        stored = [sampling.Span(float(a), float(b)) for a, b in embeddings.spans]
+        spans = self._clip_spans(embeddings.duration, run)
+        if stored != spans:
+            raise InvalidInputError(
+                f"{embeddings.source}: clip embeddings were made for other windows; embed again with these options"
+            )
+        features = {"video": torch.from_numpy(embeddings.video), "visual": torch.from_numpy(embeddings.visual)}
+        step = max(1, self.batch_size)
+        sims = torch.cat([
+            self.encoder.similarity({k: v[i : i + step] for k, v in features.items()}, text).cpu()
+            for i in range(0, len(spans), step)
+        ])
+        return (spans[1:] if run.segments else None), sims[0], (sims[1:] if run.segments else None)
+
+    def __repr__(self) -> str:
+        return f"ZeroShotVideoClassifier({self.encoder!r}, {self.options})"
+
+
+def pipeline(
+    model: str = DEFAULT_MODEL,
+    device=None,
+    dtype="auto",
+    *,
+    batch_size: int = 32,
+    backend: str = "auto",
+    **options,
+) -> ZeroShotVideoClassifier:
+    """Load `model` (hub id or local checkpoint directory) and return a ready classifier.
+
+    `options` set the defaults of every call (see `RunOptions`): fps, num_frames, window, stride,
+    pooling, hypothesis_template, top_k, segments, events.
+    """
+    run = RunOptions().updated(**options)  # validate before the (slow) model load
+    return ZeroShotVideoClassifier(load_encoder(model, device, dtype), run, batch_size=batch_size, backend=backend)
+
+
+__all__ = ["ActionzsError", "VideoResult", "ZeroShotVideoClassifier", "pipeline"]

@@ -1,0 +1,69 @@
+"""A bounded producer thread: decoding and preprocessing of the next batch overlap encoding of this one.
+
+The queue holds at most `depth` batches, so memory stays bounded however long the video is, and
+every wait on the decoder is bounded in time: a decoder that stalls becomes an error, not a hang.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+from .errors import VideoDecodeError
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetch(items: Iterable[T], path: str, timeout: float, depth: int = 2) -> Iterator[T]:
+    """Yield `items` (produced in a background thread), raising the producer's errors here.
+
+    Raises `VideoDecodeError` naming `path` when the producer yields nothing for `timeout` seconds;
+    the stalled producer (a daemon thread) is left to finish on its own.
+    """
+    box: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    return
+            put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it in its own thread
+            put(exc)
+
+    threading.Thread(target=produce, name=f"actionzs-decode:{path}", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = box.get(timeout=timeout)
+            except queue.Empty:
+                raise VideoDecodeError(path, f"decoding stalled: no frames for {timeout:g} s") from None
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()  # a producer still running stops at its next hand-over
+
+
+def bounded_call(fn: Callable[[], T], path: str, timeout: float) -> T:
+    """Run `fn` in a helper thread and wait at most `timeout` seconds (opening a file can hang too)."""
+
+    def once() -> Iterator[T]:
+        yield fn()
+
+    return next(prefetch(once(), path, timeout, depth=1))
