@@ -39,6 +39,11 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS) + ["sampling"]
 
 
+from .hf import register_when_transformers_loads as _register
+
+_register()
+
+
 def __getattr__(name: str):
     if name == "sampling":
         return importlib.import_module(".sampling", __name__)

@@ -95,45 +95,42 @@ class ZeroShotVideoClassifier:
         Keyword options override the classifier's for this call: fps, num_frames, window, stride,
         pooling, hypothesis_template, top_k, segments, events.
         """
-        if candidate_labels is None:
-            raise InvalidInputError("candidate_labels is required")
         if isinstance(videos, (list, tuple)):
-            return [self._format(r) for r in self.classify_many(videos, candidate_labels, **options)]
-        return self._format(self.classify(videos, candidate_labels, **options))
+            return [self.format(r) for r in self.classify_many(videos, candidate_labels, **options)]
+        return self.format(self.classify(videos, candidate_labels, **options))
 
     @staticmethod
-    def _format(result: VideoResult) -> list[dict] | dict:
+    def format(result: VideoResult) -> list[dict] | dict:
+        """The transformers-style view of a result: the ranked list, or a dict when segments are on."""
         if result.segments is None:
             return result.labels
         return {"labels": result.labels, "segments": result.segments, "events": result.events}
 
     def classify_many(self, videos: Sequence, candidate_labels, **options) -> list[VideoResult]:
         """`classify` for each video; labels and options are validated once, before any decoding."""
-        labels, run = self._prepare(candidate_labels, options)
-        return [self._run(video, labels, run) for video in videos]
+        labels, run = self.prepare(candidate_labels, **options)
+        return [self.score(self.embeddings_for(video, run), labels, run) for video in videos]
 
     def classify(self, video, candidate_labels, **options) -> VideoResult:
         """One video's clip ranking and, with segments on, its segments and events."""
-        labels, run = self._prepare(candidate_labels, options)
-        return self._run(video, labels, run)
+        labels, run = self.prepare(candidate_labels, **options)
+        return self.score(self.embeddings_for(video, run), labels, run)
 
     def embed(self, video, **options) -> FrameEmbeddings | ClipEmbeddings:
         """The (cached) embeddings a run with these options scores: frames for frame encoders, one
         feature set per span (whole video, then windows) for clip encoders such as X-CLIP."""
-        return self._embeddings(video, self.options.updated(**options))
+        return self.embeddings_for(video, self.options.updated(**options))
 
-    def _prepare(self, candidate_labels, options: dict) -> tuple[list[Label], RunOptions]:
+    # -- preprocess: labels and options, validated before any decoding ---------------------------
+
+    def prepare(self, candidate_labels, **options) -> tuple[list[Label], RunOptions]:
+        """Parsed labels and this call's options (the classifier's, overridden by `options`)."""
         return parse_labels(candidate_labels), self.options.updated(**options)
 
-    def _run(self, video, labels: list[Label], run: RunOptions) -> VideoResult:
-        embeddings = self._embeddings(video, run)
-        with self._text_lock:
-            text = self.texts.embed_labels(labels, run.hypothesis_template)
-        return self._postprocess(embeddings, [label.name for label in labels], text, run)
+    # -- forward: video -> embeddings (each frame once, cached per video) ------------------------
 
-    # -- preprocess + forward: video -> embeddings ----------------------------------------------
-
-    def _embeddings(self, video, run: RunOptions) -> FrameEmbeddings | ClipEmbeddings:
+    def embeddings_for(self, video, run: RunOptions) -> FrameEmbeddings | ClipEmbeddings:
+        """The embeddings `run` scores: stored ones as given, else from the cache or the video."""
         if isinstance(video, (FrameEmbeddings, ClipEmbeddings)):
             self._check_embeddings(video)
             return video
@@ -239,7 +236,11 @@ class ZeroShotVideoClassifier:
 
     # -- postprocess: embeddings + label vectors -> ranked labels, segments, events ---------------
 
-    def _postprocess(self, embeddings, names: list[str], text: torch.Tensor, run: RunOptions) -> VideoResult:
+    def score(self, embeddings: FrameEmbeddings | ClipEmbeddings, labels: list[Label], run: RunOptions) -> VideoResult:
+        """Rank `labels` for the clip and, with segments on, each window; find events."""
+        with self._text_lock:
+            text = self.texts.embed_labels(labels, run.hypothesis_template)
+        names = [label.name for label in labels]
         if isinstance(embeddings, FrameEmbeddings):
             spans = sampling.windows(embeddings.duration, run.window, run.stride) if run.segments else None
             clip, windows = frame_similarity(embeddings, text, spans, run.pooling)

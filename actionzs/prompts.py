@@ -38,6 +38,8 @@ def parse_label(text: str) -> Label:
 
 def parse_labels(candidate_labels) -> list[Label]:
     """Validate candidate labels (strings, `Label`s, or a {name: description} mapping)."""
+    if candidate_labels is None:
+        raise InvalidInputError("candidate_labels is required: give at least one label")
     if isinstance(candidate_labels, str):
         candidate_labels = [candidate_labels]
     if isinstance(candidate_labels, Mapping):
