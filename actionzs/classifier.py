@@ -254,7 +254,7 @@ class ZeroShotVideoClassifier:
             {"start": round(s.start_seconds, 3), "end": round(s.end_seconds, 3), "labels": ranked(names, w, head, run.top_k)}
             for s, w in zip(spans, windows)
         ]
-        values = windows if run.events.on == "similarity" else head.probabilities(windows)
+        values = windows if run.events.measure == "similarity" else head.probabilities(windows)
         result.events = find_events(spans, values.numpy(), names, embeddings.duration, run.events)
         return result
 

@@ -8,27 +8,40 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
+from .atomic import atomic_file
 
-def _atomic_savez(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+
+class _Stored:
+    """save/load for a dataclass of arrays (`_arrays`) and JSON-able metadata (`_meta`)."""
+
+    kind: ClassVar[str]
+    _arrays: ClassVar[tuple[str, ...]]
+    _meta: ClassVar[tuple[str, ...]]
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write one .npz file atomically (no pickled objects inside)."""
+        meta = {"kind": self.kind, **{k: getattr(self, k) for k in self._meta}}
+        with atomic_file(path, "wb") as handle:
+            np.savez(handle, **{k: getattr(self, k) for k in self._arrays}, meta=np.array(json.dumps(meta)))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike):
+        """Read a file written by `save`."""
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            kind = meta.pop("kind", None)
+            if kind != cls.kind:
+                raise ValueError(f"{path}: holds {kind!r} embeddings, not {cls.kind!r}")
+            return cls(**{k: data[k] for k in cls._arrays}, **meta)
 
 
 @dataclass(frozen=True, repr=False)
-class FrameEmbeddings:
+class FrameEmbeddings(_Stored):
     """Unit-length embeddings of sampled frames (float32 [T, D]) with their frame indices and times.
 
     `sampling` records how the frames were chosen (e.g. {"fps": 1.0}); `duration` is the video's.
@@ -43,6 +56,8 @@ class FrameEmbeddings:
     sampling: dict = field(default_factory=dict)
 
     kind = "frames"
+    _arrays = ("vectors", "indices", "pts_seconds")
+    _meta = ("duration", "model", "source", "sampling")
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 2 or len(self.vectors) == 0:
@@ -55,18 +70,6 @@ class FrameEmbeddings:
     def __len__(self) -> int:
         return len(self.vectors)
 
-    def save(self, path: str | os.PathLike) -> None:
-        meta = {"kind": self.kind, "duration": self.duration, "model": self.model, "source": self.source, "sampling": self.sampling}
-        _atomic_savez(path, {"vectors": self.vectors, "indices": self.indices, "pts_seconds": self.pts_seconds, "meta": np.array(json.dumps(meta))})
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> FrameEmbeddings:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta.get("kind") != cls.kind:
-                raise ValueError(f"{path}: holds {meta.get('kind')!r} embeddings, not {cls.kind!r}")
-            return cls(data["vectors"], data["indices"], data["pts_seconds"], meta["duration"], meta["model"], meta["source"], meta["sampling"])
-
     def __repr__(self) -> str:
         return (
             f"FrameEmbeddings({self.source!r}, frames={len(self)}, dim={self.vectors.shape[1]}, "
@@ -75,7 +78,7 @@ class FrameEmbeddings:
 
 
 @dataclass(frozen=True, repr=False)
-class ClipEmbeddings:
+class ClipEmbeddings(_Stored):
     """Per-span clip features of a clip encoder (X-CLIP): one row per span [start, end) in seconds.
 
     `video` holds unit-length video embeddings [S, D]; `visual` the features the model conditions
@@ -91,6 +94,8 @@ class ClipEmbeddings:
     source: str
 
     kind = "clips"
+    _arrays = ("spans", "video", "visual", "indices")
+    _meta = ("duration", "model", "source")
 
     def __post_init__(self) -> None:
         if not len(self.spans) == len(self.video) == len(self.visual) == len(self.indices) > 0:
@@ -98,19 +103,6 @@ class ClipEmbeddings:
 
     def __len__(self) -> int:
         return len(self.spans)
-
-    def save(self, path: str | os.PathLike) -> None:
-        meta = {"kind": self.kind, "duration": self.duration, "model": self.model, "source": self.source}
-        arrays = {"spans": self.spans, "video": self.video, "visual": self.visual, "indices": self.indices}
-        _atomic_savez(path, {**arrays, "meta": np.array(json.dumps(meta))})
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> ClipEmbeddings:
-        with np.load(path, allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta.get("kind") != cls.kind:
-                raise ValueError(f"{path}: holds {meta.get('kind')!r} embeddings, not {cls.kind!r}")
-            return cls(data["spans"], data["video"], data["visual"], data["indices"], meta["duration"], meta["model"], meta["source"])
 
     def __repr__(self) -> str:
         return f"ClipEmbeddings({self.source!r}, spans={len(self)}, duration={self.duration:.3f}s, model={self.model!r})"

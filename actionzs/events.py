@@ -15,21 +15,21 @@ class EventOptions:
     """How windows become events.
 
     smooth: moving-average length in windows (1 = none). threshold: a window is "on" when its
-    smoothed value reaches it. on: "score" (probability) or "similarity" (raw cosine).
+    smoothed value reaches it. measure: "score" (probability) or "similarity" (raw cosine).
     max_gap: runs separated by at most this many seconds merge. min_duration: shorter events drop.
     """
 
     smooth: int = 1
     threshold: float = 0.5
-    on: str = "score"
+    measure: str = "score"
     max_gap: float = 0.0
     min_duration: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.smooth, int) or self.smooth < 1:
             raise InvalidInputError(f"event smoothing must be a whole number of windows >= 1, got {self.smooth!r}")
-        if self.on not in ("score", "similarity"):
-            raise InvalidInputError(f"events threshold 'on' must be 'score' or 'similarity', got {self.on!r}")
+        if self.measure not in ("score", "similarity"):
+            raise InvalidInputError(f"event measure must be 'score' or 'similarity', got {self.measure!r}")
         if self.max_gap < 0 or self.min_duration < 0:
             raise InvalidInputError(f"max_gap and min_duration must not be negative (got {self.max_gap}, {self.min_duration})")
 

@@ -67,7 +67,7 @@ class RunOptions:
 
 
 def events_from(settings: dict | EventOptions | None) -> EventOptions:
-    """EventOptions from a config mapping (keys: smooth, threshold, on, max_gap, min_duration)."""
+    """EventOptions from a config mapping (keys: smooth, threshold, measure, max_gap, min_duration)."""
     if settings is None or isinstance(settings, EventOptions):
         return settings or EventOptions()
     known = {f.name for f in fields(EventOptions)}

@@ -12,8 +12,11 @@ import logging
 import os
 import re
 import stat
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -84,6 +87,36 @@ def _decoder_message(exc: BaseException) -> str:
         if clue in message:
             return meaning
     return message[:200]
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+def _new_stderr_lock() -> None:  # a child forked while another thread held the lock must not inherit it
+    global _STDERR_LOCK
+    _STDERR_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_stderr_lock)
+
+
+@contextmanager
+def _decoder_output_to_log() -> Iterator[None]:
+    """Decoder libraries print warnings straight to file descriptor 2 ("moov atom not found", source
+    paths and line numbers); send them to the debug log instead of the user's terminal."""
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said = sink.read().decode("utf-8", "replace").strip()
+            if said:
+                log.debug("decoder output: %s", said[-2000:])
 
 
 class _DecordReader:
@@ -288,7 +321,8 @@ def _open_reader(path: str, backend: str) -> _Reader:
     reasons = []
     for name in order:
         try:
-            return _DecordReader(path) if name == "decord" else _OpenCVReader(path)
+            with _decoder_output_to_log():
+                return _DecordReader(path) if name == "decord" else _OpenCVReader(path)
         except VideoDecodeError as exc:
             reasons.append(f"{name}: {exc.reason}")
         except ImportError:
@@ -401,15 +435,17 @@ class Video:
                 self._reader = _open_reader(self.path, self._reader.name)
                 self._pid = os.getpid()
             try:
-                return self._reader.read(indices, size)
+                with _decoder_output_to_log():
+                    return self._reader.read(indices, size)
             except FrameIndexError:
                 raise
             except Exception as exc:
                 if self._requested_backend != "auto" or self._reader.name != "decord":
                     raise VideoDecodeError(self.path, f"decoding failed: {_decoder_message(exc)}") from None
                 log.warning("%s: decord failed while reading (%s); switching to OpenCV", self.path, _decoder_message(exc))
-                self._reader = self._fallback_reader()
-                return self._reader.read(indices, size)
+                with _decoder_output_to_log():
+                    self._reader = self._fallback_reader()
+                    return self._reader.read(indices, size)
 
     def _fallback_reader(self) -> _Reader:
         try:

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 _OFFLINE_HINT = (
     "download it once on a machine with network access (e.g. `hf download {model} --local-dir DIR`) "
-    "and pass model=DIR, or set HF_HOME to a cache that holds it"
+    "and pass DIR as the model (model=DIR, or --model DIR), or set HF_HOME to a cache that holds it"
 )
 
 
