@@ -26,9 +26,13 @@ def preset_dir() -> Path:
     raise InvalidInputError("the shipped configs (default.yaml) are missing from this installation")
 
 
+#: YAML files in the presets folder that are references, not presets.
+_REFERENCES = frozenset({"models"})
+
+
 def presets() -> list[str]:
     """Names of the shipped presets (usable as `--config NAME`)."""
-    return sorted(p.stem for p in preset_dir().glob("*.yaml"))
+    return sorted(p.stem for p in preset_dir().glob("*.yaml") if p.stem not in _REFERENCES)
 
 
 def _read(path: Path) -> dict:
@@ -58,7 +62,7 @@ def load_config(config: str | Path | None = None) -> dict:
     path = Path(config)
     if not path.suffix and not path.exists():
         path = preset_dir() / f"{config}.yaml"
-        if not path.is_file():
+        if config in _REFERENCES or not path.is_file():
             raise InvalidInputError(f"no config preset {config!r}; presets: {', '.join(presets())}, or give a YAML file")
     override = _read(path)
     events = {**settings.get("events", {}), **(override.pop("events", None) or {})}

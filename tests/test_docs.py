@@ -1,0 +1,73 @@
+"""The README, configs/README.md and --help stay true to the code."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+import pytest
+
+from actionzs.cli import build_parser
+from actionzs.config import KEYS, load_config, presets
+from actionzs.options import RunOptions, events_from
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+CONFIG_README = (ROOT / "configs" / "README.md").read_text(encoding="utf-8")
+
+
+def _subcommands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
+def test_every_subcommand_is_in_the_readme():
+    for name in _subcommands():
+        assert f"actionzs {name}" in README, name
+
+
+@pytest.mark.parametrize("command", ["probe", "classify", "scan", "report"])
+def test_every_option_of_every_subcommand_is_in_the_readme(command):
+    parser = _subcommands()[command]
+    missing = [
+        option
+        for action in parser._actions
+        for option in action.option_strings
+        if option not in ("-h", "--help") and f"`{option}" not in README and f" {option}" not in README
+    ]
+    assert not missing, f"{command}: options missing from README.md: {missing}"
+
+
+@pytest.mark.parametrize("command", ["probe", "classify", "scan", "report"])
+def test_help_lists_every_option(command):
+    parser = _subcommands()[command]
+    text = parser.format_help()
+    for action in parser._actions:
+        for option in action.option_strings:
+            assert option in text
+
+
+def test_every_config_key_is_documented():
+    documented = set(re.findall(r"^\| `([a-z_.]+)` \|", CONFIG_README, flags=re.M))
+    expected = (KEYS - {"events"}) | {f"events.{k}" for k in load_config()["events"]}
+    assert expected <= documented, expected - documented
+
+
+@pytest.mark.parametrize("name", presets())
+def test_presets_are_valid_run_options(name):
+    settings = load_config(name)
+    assert set(settings) <= KEYS
+    run = RunOptions(
+        **{k: settings[k] for k in ("fps", "num_frames", "segments", "window", "stride", "pooling", "hypothesis_template", "top_k")},
+        events=events_from(settings["events"]),
+    )
+    assert run.window > 0 and run.stride > 0
+    if settings.get("labels_file"):
+        assert Path(settings["labels_file"]).is_file()
+
+
+def test_every_preset_is_in_the_config_readme():
+    for name in presets():
+        assert f"`{name}`" in CONFIG_README
