@@ -443,13 +443,14 @@ class Video:
                 if self._requested_backend != "auto" or self._reader.name != "decord":
                     raise VideoDecodeError(self.path, f"decoding failed: {_decoder_message(exc)}") from None
                 log.warning("%s: decord failed while reading (%s); switching to OpenCV", self.path, _decoder_message(exc))
+                self._reader = self._fallback_reader()
                 with _decoder_output_to_log():
-                    self._reader = self._fallback_reader()
                     return self._reader.read(indices, size)
 
     def _fallback_reader(self) -> _Reader:
         try:
-            reader = _OpenCVReader(self.path)
+            with _decoder_output_to_log():
+                reader = _OpenCVReader(self.path)
         except VideoDecodeError:
             raise
         except Exception as exc:
