@@ -7,10 +7,13 @@ the others still done), 2 for bad usage (unknown option, bad labels or settings)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
+import os
 import sys
 import time
+from pathlib import Path
 
 from . import __version__
 from .errors import ActionzsError, InvalidInputError
@@ -55,6 +58,8 @@ def _model_options() -> argparse.ArgumentParser:
     events.add_argument("--smooth", type=int, metavar="N", help="moving average over N windows first")
     events.add_argument("--max-gap", type=float, metavar="S", help="merge events at most S seconds apart")
     events.add_argument("--min-duration", type=float, metavar="S", help="drop events shorter than S seconds")
+    parent.add_argument("--save-embeddings", metavar="DIR",
+                        help="also store each video's embeddings (with timestamps) as DIR/<name>-<hash>.npz")
     parent.add_argument("-q", "--quiet", action="store_true", help="no progress or info messages")
     parent.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     return parent
@@ -147,6 +152,14 @@ def _prepare(args, **forced):
     return classifier, labels, run
 
 
+def _make_folder(folder: str | None) -> None:
+    if folder:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(f"{folder}: cannot create the embeddings folder ({exc.strerror or exc})") from None
+
+
 def _failure(video: str, exc: Exception) -> dict:
     if isinstance(exc, ActionzsError):
         reason = getattr(exc, "reason", None) or str(exc)
@@ -157,9 +170,21 @@ def _failure(video: str, exc: Exception) -> dict:
     return {"video": video, "error": reason}
 
 
-def _classify_one(classifier, video: str, labels, run) -> dict:
+def _embeddings_path(folder: str, video: str) -> Path:
+    """<folder>/<video name>-<hash of its full path>.npz: unique per video, readable by a person."""
+    digest = hashlib.sha1(os.path.abspath(video).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return Path(folder) / f"{Path(video).stem[:80]}-{digest}.npz"
+
+
+def _classify_one(classifier, video: str, labels, run, embeddings_dir: str | None = None) -> dict:
     try:
-        return classifier.score(classifier.embeddings_for(video, run), labels, run).to_dict()
+        embeddings = classifier.embeddings_for(video, run)
+        record = classifier.score(embeddings, labels, run).to_dict()
+        if embeddings_dir:
+            path = _embeddings_path(embeddings_dir, video)
+            embeddings.save(path)
+            record["embeddings"] = str(path)
+        return record
     except (ActionzsError, OSError, RuntimeError, ValueError) as exc:
         return _failure(video, exc)
 
@@ -197,7 +222,8 @@ def cmd_classify(args) -> int:
     from .output import render
 
     classifier, labels, run = _prepare(args)
-    records = [_classify_one(classifier, video, labels, run) for video in args.videos]
+    _make_folder(args.save_embeddings)
+    records = [_classify_one(classifier, video, labels, run, args.save_embeddings) for video in args.videos]
     text = render(records, args.format)
     if args.output:
         atomic_write(args.output, text)
@@ -224,12 +250,13 @@ def cmd_scan(args) -> int:
             print(f"nothing to do: {len(videos)} videos, all already in {args.output}", file=sys.stderr)
             return EXIT_OK
         classifier, labels, run = _prepare(args)
+        _make_folder(args.save_embeddings)
         ok = failed = 0
         footage, started = 0.0, time.monotonic()
         bar = tqdm(total=len(todo), unit="video", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
         with bar:
             for video in todo:
-                record = _classify_one(classifier, video, labels, run)
+                record = _classify_one(classifier, video, labels, run, args.save_embeddings)
                 results.write(record)
                 if "error" in record:
                     failed += 1
@@ -252,9 +279,12 @@ def cmd_report(args) -> int:
     from .report import render_report
 
     classifier, labels, run = _prepare(args, segments=True, top_k=None)
+    _make_folder(args.save_embeddings)
     try:
-        result = classifier.score(classifier.embeddings_for(args.video, run), labels, run)
-        html = render_report(result, backend=classifier.backend)
+        embeddings = classifier.embeddings_for(args.video, run)
+        if args.save_embeddings:
+            embeddings.save(_embeddings_path(args.save_embeddings, args.video))
+        html = render_report(classifier.score(embeddings, labels, run), backend=classifier.backend)
     except ActionzsError as exc:
         _failure(args.video, exc)
         return EXIT_FAILED
