@@ -184,21 +184,17 @@ class ZeroShotVideoClassifier:
         kind, value = plan = self._frame_plan(run)
         timeline = video.timeline
         sample = sampling.at_fps(timeline, value) if kind == "fps" else sampling.uniform(timeline, value)
-        order = np.argsort(sample.pts_seconds, kind="stable")
-        indices = sample.indices[order]
+        # A frame sampled twice (uniform sampling of a short video) is embedded once and counted twice.
+        unique, where = np.unique(sample.indices, return_inverse=True)
         preprocess = self.encoder.preprocessor
         batches = (
-            (frames.indices, frames.pts_seconds, preprocess(frames.data))
-            for frames in video.iter_frames(indices, preprocess.decode_size, chunk=self.batch_size)
+            preprocess(frames.data) for frames in video.iter_frames(unique, preprocess.decode_size, chunk=self.batch_size)
         )
-        vectors, kept, times = [], [], []
-        for batch_indices, pts, pixels in prefetch(batches, video.path, self.decode_timeout):
-            vectors.append(self.encoder.embed_frames(pixels).cpu().numpy())
-            kept.append(batch_indices)
-            times.append(pts)
+        vectors = np.concatenate([
+            self.encoder.embed_frames(pixels).cpu().numpy() for pixels in prefetch(batches, video.path, self.decode_timeout)
+        ])
         return FrameEmbeddings(
-            np.concatenate(vectors), np.concatenate(kept), np.concatenate(times),
-            video.duration, self.model, video.path, {plan[0]: plan[1]},
+            vectors[where], sample.indices, sample.pts_seconds, video.duration, self.model, video.path, {plan[0]: plan[1]}
         )
 
     def _clip_spans(self, duration: float, run: RunOptions) -> list[sampling.Span]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,10 @@ class EventOptions:
             raise InvalidInputError(f"event smoothing must be a whole number of windows >= 1, got {self.smooth!r}")
         if self.measure not in ("score", "similarity"):
             raise InvalidInputError(f"event measure must be 'score' or 'similarity', got {self.measure!r}")
+        for name in ("threshold", "max_gap", "min_duration"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidInputError(f"event {name} must be a finite number, got {value!r}")
         if self.max_gap < 0 or self.min_duration < 0:
             raise InvalidInputError(f"max_gap and min_duration must not be negative (got {self.max_gap}, {self.min_duration})")
 
@@ -46,9 +51,11 @@ def moving_average(values: np.ndarray, length: int) -> np.ndarray:
 
 
 def window_cells(spans: list[Span], duration: float) -> np.ndarray:
-    """The time each window stands for when windows overlap: halfway to its neighbours' centres."""
-    centres = np.array([(s.start_seconds + s.end_seconds) / 2 for s in spans])
-    bounds = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [duration]])
+    """The time each window stands for: windows that overlap split the overlap in the middle (for
+    equal windows, halfway between their centres; a clipped last window still starts where it does)."""
+    starts = np.array([s.start_seconds for s in spans])
+    ends = np.array([s.end_seconds for s in spans])
+    bounds = np.concatenate([[0.0], (starts[1:] + ends[:-1]) / 2, [duration]])
     return np.stack([bounds[:-1], bounds[1:]], axis=1)
 
 

@@ -1,0 +1,288 @@
+"""actionzs scores equal what plain transformers computes for the same frames, texts and checkpoint.
+
+The clips are generated at sizes the model's resize leaves alone (shortest side 224 for CLIP and
+X-CLIP, 224x224 for SigLIP, which resizes to a fixed square), so the decoder's resize and the
+transformers image processor's resize are both the identity and the comparison is exact up to float
+rounding. Everything runs in float32 unless a test is about bfloat16.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import actionzs
+from actionzs.testing import write_clip
+
+LABELS = ["running", "jumping", "a cat sitting", "swimming in a lake", "playing the guitar"]
+PHOTO = "a photo of {}."
+TOL = 1e-4
+
+
+# -- fixtures ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def wide_clip(tmp_path_factory) -> Path:
+    """298x224: CLIP/X-CLIP resize the shortest side to 224, so no resize happens anywhere."""
+    return write_clip(tmp_path_factory.mktemp("parity") / "wide.mp4", 40, fps=10, width=298, height=224,
+                      scenes=lambda i: i // 10)
+
+
+@pytest.fixture(scope="module")
+def square_clip(tmp_path_factory) -> Path:
+    """224x224: SigLIP resizes to exactly 224x224 (aspect not kept), so no resize happens anywhere."""
+    return write_clip(tmp_path_factory.mktemp("parity") / "square.mp4", 40, fps=10, width=224, height=224,
+                      scenes=lambda i: i // 10)
+
+
+@pytest.fixture(scope="module")
+def siglip_scaled_dir(siglip_dir, tmp_path_factory) -> Path:
+    """The tiny SigLIP with a non-trivial logit scale and bias (a fresh SigLIP has scale 1, bias 0,
+    which would not show whether the bias is applied)."""
+    from transformers import AutoModel, AutoProcessor
+
+    folder = tmp_path_factory.mktemp("tiny-siglip-scaled")
+    model = AutoModel.from_pretrained(siglip_dir).eval()
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(10.0))
+        model.logit_bias.fill_(3.5)  # tiny SigLIP cosines sit near -0.35: scores spread over 0.2..0.7
+    model.save_pretrained(folder)
+    AutoProcessor.from_pretrained(siglip_dir).save_pretrained(folder)
+    return folder
+
+
+@functools.lru_cache(maxsize=None)
+def hf_model(model_dir: str):
+    from transformers import AutoModel, AutoProcessor
+
+    return AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval(), AutoProcessor.from_pretrained(model_dir)
+
+
+@functools.lru_cache(maxsize=None)
+def classifier(model_dir: str, dtype: str = "float32"):
+    return actionzs.pipeline(model_dir, dtype=dtype)
+
+
+DUAL = {
+    # name: (checkpoint fixture, clip fixture, SigLIP-style head)
+    "clip": ("clip_dir", "wide_clip", False),
+    "siglip": ("siglip_dir", "square_clip", True),
+    "siglip-scaled": ("siglip_scaled_dir", "square_clip", True),
+}
+
+
+@pytest.fixture(params=sorted(DUAL))
+def dual(request):
+    model_fixture, clip_fixture, siglip = DUAL[request.param]
+    return str(request.getfixturevalue(model_fixture)), str(request.getfixturevalue(clip_fixture)), siglip
+
+
+def decode(path: str, indices) -> np.ndarray:
+    with actionzs.open_video(path) as video:
+        return video.get_frames(np.asarray(indices)).data
+
+
+def text_inputs(siglip: bool) -> dict:
+    """How transformers' own zero-shot pipeline tokenises for each model family."""
+    return {"padding": "max_length", "max_length": 64} if siglip else {"padding": True}
+
+
+def by_label(results: list[dict], key: str = "score") -> np.ndarray:
+    scores = {r["label"]: r[key] for r in results}
+    assert sorted(scores) == sorted(LABELS)
+    return np.array([scores[label] for label in LABELS])
+
+
+def assert_sorted(results: list[dict]) -> None:
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+# -- CLIP and SigLIP: clip-level and single-frame scores -----------------------------------------
+
+
+@torch.no_grad()
+def test_clip_score_matches_transformers_forward(dual):
+    model_dir, path, siglip = dual
+    clf = classifier(model_dir)
+    embeddings = clf.embed(path)
+    assert isinstance(embeddings, actionzs.FrameEmbeddings)
+    assert len(embeddings) == 8 and len(set(embeddings.indices.tolist())) == 8
+
+    model, processor = hf_model(model_dir)
+    frames = decode(path, embeddings.indices)
+    texts = [PHOTO.format(label) for label in LABELS]
+    inputs = processor(images=list(frames), text=texts, return_tensors="pt", **text_inputs(siglip))
+    out = model(**inputs)
+    images = out.image_embeds / out.image_embeds.norm(dim=-1, keepdim=True)
+    clip = images.mean(dim=0)
+    clip = clip / clip.norm()
+    text = out.text_embeds / out.text_embeds.norm(dim=-1, keepdim=True)
+    cosine = text @ clip
+    logits = model.logit_scale.exp() * cosine
+    expected = torch.sigmoid(logits + model.logit_bias) if siglip else logits.softmax(dim=-1)
+
+    results = clf(path, candidate_labels=LABELS, hypothesis_template=PHOTO)
+    assert_sorted(results)
+    np.testing.assert_allclose(by_label(results), expected.numpy(), atol=TOL, rtol=0)
+    np.testing.assert_allclose(by_label(results, "similarity"), cosine.numpy(), atol=TOL, rtol=0)
+    if not siglip:
+        assert sum(r["score"] for r in results) == pytest.approx(1.0, abs=1e-5)
+
+
+@torch.no_grad()
+def test_single_frame_matches_logits_per_image(dual):
+    model_dir, path, siglip = dual
+    clf = classifier(model_dir)
+    embeddings = clf.embed(path, num_frames=1)
+    assert len(embeddings) == 1
+    assert embeddings.indices.tolist() == [20]  # the frame at the centre of the 4 s clip
+
+    model, processor = hf_model(model_dir)
+    frames = decode(path, embeddings.indices)
+    texts = [PHOTO.format(label) for label in LABELS]
+    inputs = processor(images=list(frames), text=texts, return_tensors="pt", **text_inputs(siglip))
+    logits = model(**inputs).logits_per_image[0]
+    expected = torch.sigmoid(logits) if siglip else logits.softmax(dim=-1)
+
+    results = clf(path, candidate_labels=LABELS, hypothesis_template=PHOTO, num_frames=1)
+    np.testing.assert_allclose(by_label(results), expected.numpy(), atol=TOL, rtol=0)
+
+
+def test_frames_are_preprocessed_exactly_like_the_image_processor(dual):
+    """The tensors the encoder sees equal the image processor's, not only the final scores."""
+    model_dir, path, _ = dual
+    clf = classifier(model_dir)
+    indices = clf.embed(path).indices
+    _, processor = hf_model(model_dir)
+    preprocess = clf.encoder.preprocessor
+    with actionzs.open_video(path) as video:
+        ours = preprocess(video.get_frames(indices, preprocess.decode_size).data)
+    theirs = processor.image_processor(images=list(decode(path, indices)), return_tensors="pt")["pixel_values"]
+    assert ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+
+# -- X-CLIP: whole clip and one window ------------------------------------------------------------
+
+
+@torch.no_grad()
+def xclip_reference(model_dir: str, frames: np.ndarray, texts: list[str]) -> np.ndarray:
+    model, processor = hf_model(model_dir)
+    inputs = processor(videos=[list(frames)], text=texts, return_tensors="pt", padding=True)
+    return model(**inputs).logits_per_video.softmax(dim=-1)[0].numpy()
+
+
+def test_xclip_whole_clip_matches_transformers_forward(xclip_dir, wide_clip):
+    model_dir, path = str(xclip_dir), str(wide_clip)
+    clf = classifier(model_dir)
+    embeddings = clf.embed(path)
+    assert isinstance(embeddings, actionzs.ClipEmbeddings)
+    assert embeddings.indices.shape == (1, 8)
+    texts = [PHOTO.format(label) for label in LABELS]
+    expected = xclip_reference(model_dir, decode(path, embeddings.indices[0]), texts)
+
+    results = clf(path, candidate_labels=LABELS, hypothesis_template=PHOTO)
+    assert_sorted(results)
+    np.testing.assert_allclose(by_label(results), expected, atol=TOL, rtol=0)
+
+
+def test_xclip_segments_match_transformers_forward_on_their_frames(xclip_dir, wide_clip):
+    model_dir, path = str(xclip_dir), str(wide_clip)
+    clf = classifier(model_dir)
+    run = dict(segments=True, window=2.0, stride=1.0)
+    embeddings = clf.embed(path, **run)
+    output = clf(path, candidate_labels=LABELS, hypothesis_template=PHOTO, **run)
+    segments = output["segments"]
+    assert len(segments) == 3 and embeddings.indices.shape == (4, 8)
+    texts = [PHOTO.format(label) for label in LABELS]
+    # the clip score with segments on is still the whole clip's
+    expected_clip = xclip_reference(model_dir, decode(path, embeddings.indices[0]), texts)
+    np.testing.assert_allclose(by_label(output["labels"]), expected_clip, atol=TOL, rtol=0)
+    for k in (0, 2):
+        frames = embeddings.indices[k + 1]
+        start, end = segments[k]["start"], segments[k]["end"]
+        assert np.all((frames >= start * 10) & (frames < end * 10))  # the window's own frames (10 fps)
+        expected = xclip_reference(model_dir, decode(path, frames), texts)
+        np.testing.assert_allclose(by_label(segments[k]["labels"]), expected, atol=TOL, rtol=0)
+
+
+# -- still images: the transformers zero-shot-image-classification pipeline -----------------------
+
+
+@pytest.fixture(scope="module")
+def pattern_image():
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:240, 0:300]
+    pixels = np.stack([xx * 255 // 299, yy * 255 // 239, ((xx + yy) % 64) * 4], axis=-1).astype(np.uint8)
+    pixels[60:180, 80:220] = rng.integers(0, 256, (120, 140, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def test_image_matches_transformers_zero_shot_image_pipeline(dual, pattern_image, tmp_path):
+    import transformers
+
+    model_dir, _, _ = dual
+    template = "This is a photo of {}."
+    hf = transformers.pipeline("zero-shot-image-classification", model=model_dir, dtype=torch.float32)
+    expected = {r["label"]: r["score"] for r in hf(pattern_image, candidate_labels=LABELS)}
+    expected = np.array([expected[label] for label in LABELS])
+
+    clf = classifier(model_dir)
+    from_pil = clf(pattern_image, candidate_labels=LABELS, hypothesis_template=template)
+    assert_sorted(from_pil)
+    np.testing.assert_allclose(by_label(from_pil), expected, atol=TOL, rtol=0)
+
+    png = tmp_path / "pattern.png"
+    pattern_image.save(png)
+    from_file = clf(str(png), candidate_labels=LABELS, hypothesis_template=template)
+    np.testing.assert_allclose(by_label(from_file), expected, atol=TOL, rtol=0)
+    from_array = clf(np.asarray(pattern_image), candidate_labels=LABELS, hypothesis_template=template)
+    np.testing.assert_allclose(by_label(from_array), expected, atol=TOL, rtol=0)
+
+
+# -- bfloat16 against float32 ---------------------------------------------------------------------
+
+BF16_LABELS = LABELS + ["a dog", "cooking dinner", "riding a horse"]
+#: Largest score difference accepted between bfloat16 and float32 weights. X-CLIP passes its frames
+#: through two more transformers (MIT and the prompt generator), so it drifts further.
+BF16_TOL = {"clip": 0.02, "siglip-scaled": 0.02, "xclip": 0.05}
+
+
+@pytest.mark.parametrize("name", sorted(BF16_TOL))
+def test_bfloat16_ranks_and_scores_agree_with_float32(name, request):
+    model_fixture, clip_fixture = {
+        "clip": ("clip_dir", "wide_clip"), "siglip-scaled": ("siglip_scaled_dir", "square_clip"),
+        "xclip": ("xclip_dir", "wide_clip"),
+    }[name]
+    model_dir, path = str(request.getfixturevalue(model_fixture)), str(request.getfixturevalue(clip_fixture))
+    tol = BF16_TOL[name]
+    full, half = classifier(model_dir, "float32"), classifier(model_dir, "bfloat16")
+    assert full.encoder.model.dtype == torch.float32 and half.encoder.model.dtype == torch.bfloat16
+
+    a = full(path, candidate_labels=BF16_LABELS)
+    b = half(path, candidate_labels=BF16_LABELS)
+    score_b = {r["label"]: r["score"] for r in b}
+    sim_b = {r["label"]: r["similarity"] for r in b}
+    for r in a:
+        assert score_b[r["label"]] == pytest.approx(r["score"], abs=tol), r["label"]
+        assert sim_b[r["label"]] == pytest.approx(r["similarity"], abs=tol), r["label"]
+
+    # Where float32 separates two neighbouring labels by more than the tolerance, bfloat16 must
+    # order them the same way (near-ties may swap). At least one such pair must exist, or this
+    # checkpoint/label set would not test ranking at all.
+    rank_b = {r["label"]: i for i, r in enumerate(b)}
+    separated = [(hi, lo) for hi, lo in zip(a, a[1:]) if hi["score"] - lo["score"] > tol]
+    assert separated, [round(r["score"], 4) for r in a]
+    for hi, lo in separated:
+        assert rank_b[hi["label"]] < rank_b[lo["label"]], (hi, lo, b)
+    if a[0]["score"] - a[1]["score"] > tol:
+        assert b[0]["label"] == a[0]["label"]
