@@ -61,6 +61,21 @@ class ClipEncoder(Encoder, Protocol):
         """Cosine similarity [B, M] of each clip with each text, as the model's own forward scores it."""
 
 
+class TransformersEncoder:
+    """What encoders built on a transformers model share: the model, its tokenizer and the
+    checkpoint's own preprocessing."""
+
+    def __init__(self, name: str, model, tokenizer, image_processor):
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.preprocessor = FramePreprocessor(image_processor)
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+
 def tokenize(tokenizer, texts: list[str], max_length: int, padding: str | bool) -> dict[str, torch.Tensor]:
     """Tokenise `texts`, warning about each one cut to the text encoder's context length."""
     lengths = [len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]]

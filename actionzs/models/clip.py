@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import torch
 
-from ..preprocess import FramePreprocessor
-from .base import ScoreHead, normalise, projected, tokenize
+from .base import ScoreHead, TransformersEncoder, normalise, projected, tokenize
 
 
-class DualEncoder:
+class DualEncoder(TransformersEncoder):
     """Embeds frames and texts separately; a clip or window is a pooled set of frame embeddings."""
 
     frames_per_clip = None
     texts_normalised = True
 
     def __init__(self, name: str, model, tokenizer, image_processor):
-        self.name = name
-        self.model = model
-        self.tokenizer = tokenizer
-        self.preprocessor = FramePreprocessor(image_processor)
+        super().__init__(name, model, tokenizer, image_processor)
         model_type = model.config.model_type
         self._siglip = "siglip" in model_type
         text_config = model.config.text_config
@@ -30,10 +26,6 @@ class DualEncoder:
             bias=float(bias.detach().float()) if bias is not None else None,
             activation="sigmoid" if self._siglip else "softmax",
         )
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.device
 
     @torch.inference_mode()
     def embed_frames(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -5,25 +5,17 @@ from __future__ import annotations
 
 import torch
 
-from ..preprocess import FramePreprocessor
-from .base import ScoreHead, normalise, projected, tokenize
+from .base import ScoreHead, TransformersEncoder, normalise, projected, tokenize
 
 
-class XClipEncoder:
+class XClipEncoder(TransformersEncoder):
     texts_normalised = False
 
     def __init__(self, name: str, model, tokenizer, image_processor):
-        self.name = name
-        self.model = model
-        self.tokenizer = tokenizer
-        self.preprocessor = FramePreprocessor(image_processor)
+        super().__init__(name, model, tokenizer, image_processor)
         self.frames_per_clip = int(model.config.vision_config.num_frames)
         self.max_length = int(model.config.text_config.max_position_embeddings)
         self.head = ScoreHead(scale=float(model.logit_scale.detach().float().exp()))
-
-    @property
-    def device(self) -> torch.device:
-        return self.model.device
 
     @torch.inference_mode()
     def embed_texts(self, texts: list[str]) -> torch.Tensor:
