@@ -94,7 +94,8 @@ def uniform(timeline: Timeline, num: int, start: float = 0.0, end: float | None 
 
 
 def at_fps(timeline: Timeline, rate: float, start: float = 0.0, end: float | None = None) -> Sample:
-    """One frame per 1/rate seconds over [start, end), taken at the centre of each 1/rate step.
+    """One frame per 1/rate seconds over [start, end), taken at the centre of each 1/rate step
+    (of the part of the last step that lies before `end`).
 
     Rates above the video's own frame rate are allowed and repeat no frame: duplicates are dropped.
     """
@@ -102,7 +103,9 @@ def at_fps(timeline: Timeline, rate: float, start: float = 0.0, end: float | Non
         raise ValueError(f"rate must be a positive number of frames per second, got {rate}")
     start, end = _span(timeline, start, end)
     count = max(1, math.ceil((end - start) * rate - 1e-9))
-    sample = _at_times(timeline, start + (np.arange(count) + 0.5) / rate)
+    step_starts = start + np.arange(count) / rate
+    step_ends = np.minimum(step_starts + 1 / rate, end)  # the last step may be cut short by `end`
+    sample = _at_times(timeline, (step_starts + step_ends) / 2)
     keep = np.concatenate([[True], np.diff(sample.indices) != 0])
     return Sample(sample.indices[keep], sample.pts_seconds[keep])
 

@@ -33,6 +33,9 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"}
 )
+#: Containers where decord's random access is exact. In others (AVI, MKV, ...) it misplaces frames
+#: of streams with B-frames (dmlc/decord#195, #252), so "auto" tries OpenCV first there.
+DECORD_EXACT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".3gp"})
 #: Upper bound on the decoded bytes held by one chunk (frames at the requested size).
 CHUNK_BYTES = 64 * 2**20
 MAX_CHUNK_FRAMES = 32
@@ -54,7 +57,7 @@ class _Reader(Protocol):
 
 
 def _stream_pts(starts: np.ndarray, fps: float) -> np.ndarray:
-    """Frame times from the container when they are sane, else the constant-rate times i/fps.
+    """Frame times from the container, from 0, when they are sane; else `_InconsistentTiming`.
 
     Sane means finite, strictly increasing and spanning roughly what the frame rate implies; some
     AVI files carry garbage here (decord reports -3.8e17 s for many frames of such files).
@@ -65,9 +68,14 @@ def _stream_pts(starts: np.ndarray, fps: float) -> np.ndarray:
         return nominal
     span, expected = pts[-1] - pts[0], nominal[-1]
     if np.all(np.isfinite(pts)) and np.all(np.diff(pts) > 0) and 0.5 * expected <= span <= 2 * expected:
-        return pts - pts[0]
-    log.debug("frame timestamps are inconsistent; using constant-rate times")
-    return nominal
+        # decord hands out float32 seconds (0.6 s arrives as 0.6000000238): round to microseconds
+        # so a time exactly at a frame's start picks that frame.
+        return np.round(pts - pts[0], 6)
+    raise _InconsistentTiming(f"frame timestamps are inconsistent (span {span:.3g} s for {len(pts)} frames)")
+
+
+class _InconsistentTiming(ValueError):
+    """The container's frame times are garbage; decord's frame order cannot be trusted either."""
 
 
 _DECODER_CLUES = {
@@ -120,9 +128,12 @@ def _decoder_output_to_log() -> Iterator[None]:
 
 
 class _DecordReader:
+    """decord: indexes every packet on open, so counts and times are real; `strict` refuses files
+    whose frame times are garbage (decord returns wrong frames for those)."""
+
     name = "decord"
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, strict: bool = False):
         import decord
 
         self._decord = decord
@@ -139,10 +150,16 @@ class _DecordReader:
             raise VideoDecodeError(path, f"the stream reports a frame rate of {fps}")
         self.fps = fps
         spans = reader.get_frame_timestamp(np.arange(num_frames))
-        pts = _stream_pts(spans[:, 0], fps)
+        try:
+            pts = _stream_pts(spans[:, 0], fps)
+        except _InconsistentTiming as exc:
+            if strict:
+                raise VideoDecodeError(path, f"{exc}; decord misorders frames in such files") from None
+            log.debug("%s: %s; using constant-rate times", path, exc)
+            pts = np.arange(num_frames) / fps
         last = float(spans[-1, 1] - spans[-1, 0])
         frame_time = last if 0 < last < 10 / fps else 1 / fps
-        self.timeline = Timeline(pts, float(pts[-1] + frame_time))
+        self.timeline = Timeline(pts, round(float(pts[-1] + frame_time), 6))
         self._readers[(self.height, self.width)] = reader
 
     def _reader(self, size: FrameSize | None):
@@ -317,12 +334,16 @@ def _open_image(path: str) -> _ImageReader:
 def _open_reader(path: str, backend: str) -> _Reader:
     if Path(path).suffix.lower() in IMAGE_SUFFIXES:
         return _open_image(path)
-    order = {"auto": ("decord", "opencv"), "decord": ("decord",), "opencv": ("opencv",)}[backend]
+    if backend == "auto":
+        exact = Path(path).suffix.lower() in DECORD_EXACT_SUFFIXES
+        order = ("decord", "opencv") if exact else ("opencv", "decord")
+    else:
+        order = (backend,)
     reasons = []
     for name in order:
         try:
             with _decoder_output_to_log():
-                return _DecordReader(path) if name == "decord" else _OpenCVReader(path)
+                return _DecordReader(path, strict=backend == "auto") if name == "decord" else _OpenCVReader(path)
         except VideoDecodeError as exc:
             reasons.append(f"{name}: {exc.reason}")
         except ImportError:
@@ -330,6 +351,10 @@ def _open_reader(path: str, backend: str) -> _Reader:
         except Exception as exc:  # decoders raise assorted errors on bad data; all mean "cannot open"
             reasons.append(f"{name}: {_decoder_message(exc)}")
     raise VideoDecodeError(path, "not a readable video (" + "; ".join(reasons) + ")")
+
+
+#: Decoders a forked child inherited from its parent; never freed in the child (see `Video._read`).
+_INHERITED_READERS: list = []
 
 
 class Video:
@@ -344,6 +369,7 @@ class Video:
         self._requested_backend = backend
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._closed = False
         self.path = path
 
     @property
@@ -431,7 +457,12 @@ class Video:
 
     def _read(self, indices: np.ndarray, size: FrameSize | None) -> np.ndarray:
         with self._lock:
-            if os.getpid() != self._pid:  # forked: never share the parent's decoder
+            if self._closed:
+                raise VideoDecodeError(self.path, "the video was closed; open it again to read frames")
+            if os.getpid() != self._pid and self._reader.name != "image":  # forked: use a decoder of our own
+                # Freeing the parent's decoder here would wait for its threads, which a forked
+                # child does not have: keep it unreferenced-but-alive instead.
+                _INHERITED_READERS.append(self._reader)
                 self._reader = _open_reader(self.path, self._reader.name)
                 self._pid = os.getpid()
             try:
@@ -461,6 +492,7 @@ class Video:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             self._reader.close()
 
     def __enter__(self) -> Video:
