@@ -134,10 +134,8 @@ def _labels(args, settings: dict):
     return read_labels_file(source)
 
 
-def _prepare(args, **forced):
-    """Labels and run options validated (before the model loads), then the classifier."""
-    from .classifier import ZeroShotVideoClassifier
-    from .models import load_encoder
+def _validated(args, **forced):
+    """(settings, labels, run options), all checked before any output is touched or model loaded."""
     from .options import RunOptions, events_from
 
     settings = {**_settings(args), **forced}
@@ -147,9 +145,30 @@ def _prepare(args, **forced):
         raise InvalidInputError(f"backend must be auto, decord or opencv; got {settings['backend']!r}")
     if not isinstance(settings["batch_size"], int) or settings["batch_size"] < 1:
         raise InvalidInputError(f"batch_size must be a whole number >= 1, got {settings['batch_size']!r}")
+    _check_output(getattr(args, "output", None))
+    _make_folder(args.save_embeddings)
+    return settings, labels, run
+
+
+def _check_output(path: str | None) -> None:
+    """An output path must be a file (new or existing) in a folder that exists."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise InvalidInputError(f"{path}: is a directory; give a file name for the output")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidInputError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InvalidInputError(f"{path}: the folder {folder} is not writable")
+
+
+def _classifier(settings: dict, run):
+    from .classifier import ZeroShotVideoClassifier
+    from .models import load_encoder
+
     encoder = load_encoder(settings["model"], settings["device"], settings["dtype"])
-    classifier = ZeroShotVideoClassifier(encoder, run, batch_size=settings["batch_size"], backend=settings["backend"])
-    return classifier, labels, run
+    return ZeroShotVideoClassifier(encoder, run, batch_size=settings["batch_size"], backend=settings["backend"])
 
 
 def _make_folder(folder: str | None) -> None:
@@ -221,8 +240,8 @@ def cmd_classify(args) -> int:
     from .atomic import atomic_write
     from .output import render
 
-    classifier, labels, run = _prepare(args)
-    _make_folder(args.save_embeddings)
+    settings, labels, run = _validated(args)
+    classifier = _classifier(settings, run)
     records = [_classify_one(classifier, video, labels, run, args.save_embeddings) for video in args.videos]
     text = render(records, args.format)
     if args.output:
@@ -237,9 +256,12 @@ def cmd_scan(args) -> int:
 
     from .scan import ResultsLog, find_videos
 
+    settings, labels, run = _validated(args)
     videos, problems = find_videos(args.inputs)
     for problem in problems:
         print(f"warning: {problem}", file=sys.stderr)
+    if not videos:
+        raise InvalidInputError(f"no videos found in {', '.join(args.inputs)}")
     try:
         results = ResultsLog(args.output, args.resume)
     except FileExistsError as exc:
@@ -247,10 +269,9 @@ def cmd_scan(args) -> int:
     with results:
         todo = [v for v in videos if v not in results.done]
         if not todo:
-            print(f"nothing to do: {len(videos)} videos, all already in {args.output}", file=sys.stderr)
+            print(f"nothing to do: all {len(videos)} videos are already in {args.output}", file=sys.stderr)
             return EXIT_OK
-        classifier, labels, run = _prepare(args)
-        _make_folder(args.save_embeddings)
+        classifier = _classifier(settings, run)
         ok = failed = 0
         footage, started = 0.0, time.monotonic()
         bar = tqdm(total=len(todo), unit="video", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
@@ -278,8 +299,8 @@ def cmd_report(args) -> int:
     from .atomic import atomic_write
     from .report import render_report
 
-    classifier, labels, run = _prepare(args, segments=True, top_k=None)
-    _make_folder(args.save_embeddings)
+    settings, labels, run = _validated(args, segments=True, top_k=None)
+    classifier = _classifier(settings, run)
     try:
         embeddings = classifier.embeddings_for(args.video, run)
         if args.save_embeddings:
@@ -318,12 +339,16 @@ def main(argv: list[str] | None = None) -> int:
     except ActionzsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    except KeyboardInterrupt:
-        print("interrupted" + ("; run again with --resume to continue" if args.command == "scan" else ""), file=sys.stderr)
-        return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `actionzs classify ... | head`
         sys.stderr.close()
         return EXIT_OK
+    except OSError as exc:  # writing an output failed (disk full, permissions changed meanwhile, ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted" + ("; run again with --resume to continue" if args.command == "scan" else ""), file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -19,6 +19,20 @@ KEYS = frozenset({
 })
 
 
+_NUMBER = (int, float)
+_TYPES = {
+    "model": str, "device": str, "dtype": str, "backend": str, "batch_size": int, "fps": _NUMBER,
+    "num_frames": int, "window": _NUMBER, "stride": _NUMBER, "pooling": str, "hypothesis_template": (str, list),
+    "top_k": int, "segments": bool, "events": dict, "labels_file": str,
+}
+_TYPE_NAMES = {
+    key: {str: "a string", int: "a whole number", _NUMBER: "a number", bool: "true or false", dict: "a mapping",
+          (str, list): "a string or a list of strings"}[kind]
+    for key, kind in _TYPES.items()
+}
+assert set(_TYPES) == KEYS
+
+
 def preset_dir() -> Path:
     for folder in _PRESET_DIRS:
         if (folder / "default.yaml").is_file():
@@ -49,6 +63,9 @@ def _read(path: Path) -> dict:
     unknown = set(data) - KEYS
     if unknown:
         raise InvalidInputError(f"{path}: unknown config key(s) {', '.join(sorted(unknown))}; see configs/README.md")
+    for key, value in data.items():
+        if value is not None and not isinstance(value, _TYPES[key]) or isinstance(value, bool) and _TYPES[key] is not bool:
+            raise InvalidInputError(f"{path}: {key} must be {_TYPE_NAMES[key]}, got {value!r}")
     if data.get("labels_file"):  # relative to the config file that names it
         data["labels_file"] = str((path.parent / data["labels_file"]).resolve())
     return data
@@ -65,5 +82,5 @@ def load_config(config: str | Path | None = None) -> dict:
         if config in _REFERENCES or not path.is_file():
             raise InvalidInputError(f"no config preset {config!r}; presets: {', '.join(presets())}, or give a YAML file")
     override = _read(path)
-    events = {**settings.get("events", {}), **(override.pop("events", None) or {})}
+    events = {**(settings.get("events") or {}), **(override.pop("events", None) or {})}
     return {**settings, **override, "events": events}

@@ -93,7 +93,12 @@ def read_labels_file(path: str | Path) -> list[Label]:
 
 def check_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
     """A template or ensemble as a tuple; each template must hold exactly one `{}`."""
-    templates = (templates,) if isinstance(templates, str) else tuple(templates)
+    if isinstance(templates, str):
+        templates = (templates,)
+    elif isinstance(templates, (list, tuple)):
+        templates = tuple(templates)
+    else:
+        raise InvalidInputError(f"hypothesis_template must be a string or a list of strings, got {templates!r}")
     if not templates:
         raise InvalidInputError("hypothesis_template: give at least one template")
     for template in templates:

@@ -15,6 +15,8 @@ from .errors import VideoDecodeError
 
 T = TypeVar("T")
 _DONE = object()
+#: How long an abandoned producer may take to finish the batch it holds.
+FINISH_SECONDS = 30.0
 
 
 def prefetch(items: Iterable[T], path: str, timeout: float, depth: int = 2) -> Iterator[T]:
@@ -44,12 +46,15 @@ def prefetch(items: Iterable[T], path: str, timeout: float, depth: int = 2) -> I
         except BaseException as exc:  # handed to the consumer, which raises it in its own thread
             put(exc)
 
-    threading.Thread(target=produce, name=f"actionzs-decode:{path}", daemon=True).start()
+    worker = threading.Thread(target=produce, name=f"actionzs-decode:{path}", daemon=True)
+    worker.start()
+    stalled = False
     try:
         while True:
             try:
                 item = box.get(timeout=timeout)
             except queue.Empty:
+                stalled = True
                 raise VideoDecodeError(path, f"decoding stalled: no frames for {timeout:g} s") from None
             if item is _DONE:
                 return
@@ -58,6 +63,10 @@ def prefetch(items: Iterable[T], path: str, timeout: float, depth: int = 2) -> I
             yield item
     finally:
         stop.set()  # a producer still running stops at its next hand-over
+        if not stalled:
+            # Let it finish the batch in hand (e.g. after Ctrl-C), so no decoder is still running
+            # while the interpreter shuts down; a stalled one is left behind as a daemon.
+            worker.join(timeout=min(timeout, FINISH_SECONDS))
 
 
 def bounded_call(fn: Callable[[], T], path: str, timeout: float) -> T:

@@ -97,6 +97,15 @@ def _decoder_message(exc: BaseException) -> str:
     return message[:200]
 
 
+def _missing_mp4_index(path: str, said: str) -> bool:
+    """An MP4/MOV file (it starts with an `ftyp` box) whose index the demuxer could not find: a
+    recording cut off before it was finished. Any other file named .mp4 gets the same complaint."""
+    if "moov atom not found" not in said:
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(12)[4:8] == b"ftyp"
+
+
 _STDERR_LOCK = threading.Lock()
 
 
@@ -109,22 +118,25 @@ os.register_at_fork(after_in_child=_new_stderr_lock)
 
 
 @contextmanager
-def _decoder_output_to_log() -> Iterator[None]:
+def _decoder_output_to_log() -> Iterator[list[str]]:
     """Decoder libraries print warnings straight to file descriptor 2 ("moov atom not found", source
-    paths and line numbers); send them to the debug log instead of the user's terminal."""
+    paths and line numbers); send them to the debug log instead of the user's terminal. The list
+    yielded holds what was said once the block ends (for error messages)."""
+    said: list[str] = []
     with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
         sys.stderr.flush()
         saved = os.dup(2)
         os.dup2(sink.fileno(), 2)
         try:
-            yield
+            yield said
         finally:
             os.dup2(saved, 2)
             os.close(saved)
             sink.seek(0)
-            said = sink.read().decode("utf-8", "replace").strip()
-            if said:
-                log.debug("decoder output: %s", said[-2000:])
+            text = sink.read().decode("utf-8", "replace").strip()
+            if text:
+                said.append(text)
+                log.debug("decoder output: %s", text[-2000:])
 
 
 class _DecordReader:
@@ -341,15 +353,19 @@ def _open_reader(path: str, backend: str) -> _Reader:
         order = (backend,)
     reasons = []
     for name in order:
+        said: list[str] = []
         try:
-            with _decoder_output_to_log():
+            with _decoder_output_to_log() as said:
                 return _DecordReader(path, strict=backend == "auto") if name == "decord" else _OpenCVReader(path)
         except VideoDecodeError as exc:
             reasons.append(f"{name}: {exc.reason}")
         except ImportError:
             reasons.append(f"{name}: not installed")
         except Exception as exc:  # decoders raise assorted errors on bad data; all mean "cannot open"
-            reasons.append(f"{name}: {_decoder_message(exc)}")
+            if _missing_mp4_index(path, " ".join(said)):
+                reasons.append(f"{name}: the MP4 index (moov atom) is missing: the file is truncated or was never finished")
+            else:
+                reasons.append(f"{name}: {_decoder_message(exc)}")
     raise VideoDecodeError(path, "not a readable video (" + "; ".join(reasons) + ")")
 
 
