@@ -36,6 +36,7 @@ from helpers_cli import (
     start_cli,
     tree,
     truncated_copy,
+    wait_for_lines,
     write_audio_only,
     write_h264,
 )
@@ -492,3 +493,54 @@ def test_one_classifier_from_four_threads_equals_serial(clip_dir, six_clips):
                                    [i["similarity"] for i in want["labels"]], atol=1e-6)
         np.testing.assert_allclose([[i["score"] for i in s["labels"]] for s in result["segments"]],
                                    [[i["score"] for i in s["labels"]] for s in want["segments"]], atol=1e-6)
+
+
+# -- a long scan: 200 files, some broken, killed and resumed ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_scan_of_200_files_killed_and_resumed_records_each_file_once(tmp_path, clip_dir):
+    import signal
+
+    folder = tmp_path / "library"
+    folder.mkdir()
+    seeds = [write_clip(tmp_path / f"seed{i}.mp4", 20, fps=10, width=64, height=48, scenes=lambda j, i=i: i) for i in range(3)]
+    good, bad = set(), set()
+    rng = np.random.default_rng(0)
+    for n in range(200):
+        path = folder / f"cam{n // 50}" / f"rec{n:03d}.mp4"
+        path.parent.mkdir(exist_ok=True)
+        if n % 10 == 7:  # 20 broken files of three kinds
+            kind = (n // 10) % 3
+            if kind == 0:
+                path.write_bytes(b"")
+            elif kind == 1:
+                path.write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+            else:
+                data = seeds[0].read_bytes()
+                path.write_bytes(data[: len(data) // 2])
+            bad.add(str(path))
+        else:
+            shutil.copy(seeds[n % 3], path)
+            good.add(str(path))
+
+    out_file = tmp_path / "results.jsonl"
+    args = ["scan", folder, "-o", out_file, "--model", clip_dir, "-l", "running", "-l", "jumping",
+            "--segments", "--fps", "5", "-q"]
+    proc = start_cli(*args)
+    wait_for_lines(out_file, 40, proc, timeout=300)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    killed = read_jsonl(out_file)  # whole lines only
+    assert 40 <= len(killed) < 200, "the scan finished before it could be killed"
+
+    proc = start_cli(*args, "--resume")
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 1, err  # some files are broken
+    assert "Traceback" not in err and "already done" in err
+    records = read_jsonl(out_file)
+    videos = [r["video"] for r in records]
+    assert len(videos) == len(set(videos)) == 200  # none twice, none missing
+    assert {r["video"] for r in records if "error" not in r} == good
+    assert {r["video"] for r in records if "error" in r} == bad
+    assert all(len(r["segments"]) == 1 for r in records if "error" not in r)
