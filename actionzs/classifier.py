@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -25,7 +27,7 @@ from .events import find_events
 from .models import DEFAULT_MODEL, Encoder, load_encoder
 from .options import RunOptions
 from .prompts import Label, TextEmbeddingCache, parse_labels
-from .scoring import frame_similarity, ranked
+from .scoring import pooled_frames, ranked, ranked_rows
 from .stream import bounded_call, prefetch
 from .video import Video, image_video, open_video
 
@@ -37,19 +39,40 @@ DECODE_TIMEOUT = 300.0
 
 @dataclass
 class VideoResult:
-    """Everything one video's run produced; `to_dict` is what the CLI writes as JSON."""
+    """Everything one video's run produced; `to_dict` is what the CLI writes as JSON.
+
+    With segments on, `window_spans` [S, 2] (seconds), `window_scores` and `window_similarity`
+    [S, M] (labels in `label_names` order) hold the per-window results as arrays; `segments` is
+    the same as ranked dicts, built on first use.
+    """
 
     video: str
     duration: float
     model: str
     labels: list[dict]
-    segments: list[dict] | None = None
     events: list[dict] | None = None
+    label_names: list[str] = field(default_factory=list, repr=False)
+    window_spans: np.ndarray | None = field(default=None, repr=False)
+    window_scores: np.ndarray | None = field(default=None, repr=False)
+    window_similarity: np.ndarray | None = field(default=None, repr=False)
+    top_k: int | None = field(default=None, repr=False)
+    head: object = field(default=None, repr=False)
     embeddings: FrameEmbeddings | ClipEmbeddings | None = field(default=None, repr=False)
+
+    @cached_property
+    def segments(self) -> list[dict] | None:
+        """[{"start", "end", "labels": [{"label", "score", "similarity"}, ...]}] per window."""
+        if self.window_spans is None:
+            return None
+        rows = ranked_rows(self.label_names, torch.from_numpy(self.window_similarity), self.head, self.top_k)
+        return [
+            {"start": round(start, 3), "end": round(end, 3), "labels": row}
+            for (start, end), row in zip(self.window_spans.tolist(), rows)
+        ]
 
     def to_dict(self) -> dict:
         out = {"video": self.video, "duration": round(self.duration, 3), "model": self.model, "labels": self.labels}
-        if self.segments is not None:
+        if self.window_spans is not None:
             out["segments"], out["events"] = self.segments, self.events
         return out
 
@@ -79,6 +102,7 @@ class ZeroShotVideoClassifier:
         self.texts = TextEmbeddingCache(encoder)
         self._text_lock = threading.Lock()
         self._embedded: OrderedDict[tuple, FrameEmbeddings | ClipEmbeddings] = OrderedDict()
+        self._pooled_cache: OrderedDict[tuple, tuple] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._cache_videos = cache_videos
 
@@ -102,7 +126,7 @@ class ZeroShotVideoClassifier:
     @staticmethod
     def format(result: VideoResult) -> list[dict] | dict:
         """The transformers-style view of a result: the ranked list, or a dict when segments are on."""
-        if result.segments is None:
+        if result.window_spans is None:
             return result.labels
         return {"labels": result.labels, "segments": result.segments, "events": result.events}
 
@@ -239,20 +263,39 @@ class ZeroShotVideoClassifier:
         names = [label.name for label in labels]
         if isinstance(embeddings, FrameEmbeddings):
             spans = sampling.windows(embeddings.duration, run.window, run.stride) if run.segments else None
-            clip, windows = frame_similarity(embeddings, text, spans, run.pooling)
+            whole, pooled = self._pooled(embeddings, spans, run)
+            clip, windows = (whole @ text.T)[0], (None if pooled is None else pooled @ text.T)
         else:
             spans, clip, windows = self._clip_similarity(embeddings, text, run)
         head = self.encoder.head
-        result = VideoResult(embeddings.source, embeddings.duration, self.model, ranked(names, clip, head, run.top_k), embeddings=embeddings)
+        result = VideoResult(
+            embeddings.source, embeddings.duration, self.model, ranked(names, clip, head, run.top_k),
+            label_names=names, top_k=run.top_k, head=head, embeddings=embeddings,
+        )
         if spans is None:
             return result
-        result.segments = [
-            {"start": round(s.start_seconds, 3), "end": round(s.end_seconds, 3), "labels": ranked(names, w, head, run.top_k)}
-            for s, w in zip(spans, windows)
-        ]
-        values = windows if run.events.measure == "similarity" else head.probabilities(windows)
-        result.events = find_events(spans, values.numpy(), names, embeddings.duration, run.events)
+        result.window_spans = np.array([[s.start_seconds, s.end_seconds] for s in spans])
+        result.window_similarity = windows.numpy()
+        result.window_scores = head.probabilities(windows).numpy()
+        values = result.window_similarity if run.events.measure == "similarity" else result.window_scores
+        result.events = find_events(spans, values, names, embeddings.duration, run.events)
         return result
+
+    def _pooled(self, embeddings: FrameEmbeddings, spans, run: RunOptions):
+        """Pooled clip and window vectors, kept per (embeddings, windows, pooling): a new label set
+        on the same video costs two matrix products."""
+        key = (id(embeddings), spans and (run.window, run.stride), run.pooling)
+        with self._cache_lock:
+            held = self._pooled_cache.get(key)
+            if held is not None and held[0]() is embeddings:
+                self._pooled_cache.move_to_end(key)
+                return held[1]
+        pooled = pooled_frames(embeddings, spans, run.pooling)
+        with self._cache_lock:
+            self._pooled_cache[key] = (weakref.ref(embeddings), pooled)
+            while len(self._pooled_cache) > self._cache_videos:
+                self._pooled_cache.popitem(last=False)
+        return pooled
 
     def _clip_similarity(self, embeddings: ClipEmbeddings, text: torch.Tensor, run: RunOptions):
         stored = [sampling.Span(float(a), float(b)) for a, b in embeddings.spans]

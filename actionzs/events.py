@@ -68,6 +68,7 @@ def find_events(
     """
     cells = window_cells(spans, duration)
     smoothed = moving_average(values, options.smooth)
+    prefix = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0, dtype=np.float64)])
     events = []
     for m, name in enumerate(names):
         runs: list[list[int]] = []  # [first window, last window]
@@ -79,6 +80,6 @@ def find_events(
         for first, last in runs:
             start, end = float(cells[first, 0]), float(cells[last, 1])
             if end - start + 1e-9 >= options.min_duration:
-                score = float(values[first : last + 1, m].mean())
+                score = float((prefix[last + 1, m] - prefix[first, m]) / (last + 1 - first))
                 events.append({"label": name, "start": start, "end": end, "score": score})
     return sorted(events, key=lambda e: (e["start"], -e["score"]))

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import InvalidInputError
@@ -138,11 +139,10 @@ class TextEmbeddingCache:
     def embed_labels(self, labels: list[Label], templates: tuple[str, ...]) -> torch.Tensor:
         """One vector per label: the mean of its texts' embeddings (re-normalised for unit-vector encoders)."""
         texts = [label_texts(label, templates) for label in labels]
-        flat = self.embed([t for group in texts for t in group])
-        sizes = torch.tensor([len(group) for group in texts])
-        owner = torch.repeat_interleave(torch.arange(len(labels)), sizes)
-        sums = torch.zeros(len(labels), flat.shape[1]).index_add_(0, owner, flat)
-        means = sums / sizes[:, None]
+        flat = self.embed([t for group in texts for t in group]).numpy()
+        sizes = np.array([len(group) for group in texts])
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        means = torch.from_numpy(np.add.reduceat(flat, starts, axis=0) / sizes[:, None].astype(np.float32))
         if self.encoder.texts_normalised:
             means = means / means.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return means

@@ -41,7 +41,7 @@ def _colour(value: float) -> str:
 
 
 def _heatmap(result: VideoResult, names: list[str]) -> str:
-    spans = [Span(s["start"], s["end"]) for s in result.segments]
+    spans = [Span(float(start), float(end)) for start, end in result.window_spans]
     cells = window_cells(spans, result.duration)
     scale = _PLOT_W / max(result.duration, 1e-9)
     width, height = _LABEL_W + _PLOT_W + 10, _CELL_H * len(names) + _AXIS_H
@@ -49,14 +49,14 @@ def _heatmap(result: VideoResult, names: list[str]) -> str:
              f'aria-label="label by time heatmap">']
     for row, name in enumerate(names):
         y = row * _CELL_H
+        scores = result.window_scores[:, result.label_names.index(name)].tolist()
         parts.append(f'<text x="{_LABEL_W - 8}" y="{y + 15}" text-anchor="end">{html.escape(name)}</text>')
-        for segment, (start, end) in zip(result.segments, cells):
-            score = next(item["score"] for item in segment["labels"] if item["label"] == name)
+        for span, (start, end), score in zip(spans, cells, scores):
             x, w = _LABEL_W + start * scale, max((end - start) * scale, 0.5)
-            tip = f"{name} {hms(segment['start'])}-{hms(segment['end'])}: {score:.3f}"
+            tip = f"{name} {hms(span.start_seconds)}-{hms(span.end_seconds)}: {score:.3f}"
             parts.append(
                 f'<rect class="cell" x="{x:.2f}" y="{y}" width="{w:.2f}" height="{_CELL_H - 2}" '
-                f'fill="{_colour(score)}" data-label="{html.escape(name)}" data-start="{segment["start"]}" '
+                f'fill="{_colour(score)}" data-label="{html.escape(name)}" data-start="{round(span.start_seconds, 3)}" '
                 f'data-score="{score:.4f}"><title>{html.escape(tip)}</title></rect>'
             )
     axis_y = _CELL_H * len(names) + 16
@@ -87,7 +87,7 @@ def _thumbnails(path: str, times: list[float], backend: str) -> list[str]:
 
 def render_report(result: VideoResult, backend: str = "auto") -> str:
     """The report for a result scored with segments on (all labels kept per segment)."""
-    if result.segments is None:
+    if result.window_spans is None:
         raise ValueError("a report needs a result scored with segments=True")
     names = [item["label"] for item in result.labels]
     events = result.events or []
@@ -110,7 +110,7 @@ def render_report(result: VideoResult, backend: str = "auto") -> str:
 <style>{_STYLE}</style></head>
 <body>
 <h1>{title}</h1>
-<p class="meta">{hms(result.duration)} &middot; {len(result.segments)} windows &middot; model {html.escape(result.model)}</p>
+<p class="meta">{hms(result.duration)} &middot; {len(result.window_spans)} windows &middot; model {html.escape(result.model)}</p>
 <h2>Timeline</h2>
 <div id="heatmap">{_heatmap(result, names)}</div>
 <h2>Events</h2>

@@ -12,39 +12,62 @@ from .sampling import Span, frames_in
 POOLINGS = ("mean", "max")
 
 
-def pool(vectors: torch.Tensor, ranges: np.ndarray, pooling: str = "mean") -> torch.Tensor:
+def pool(vectors: np.ndarray, ranges: np.ndarray, pooling: str = "mean") -> torch.Tensor:
     """Unit-length pooled vectors [S, D], one per [first, last) range of rows of `vectors` [T, D].
 
     "mean" averages the frame embeddings (the strong zero-shot default); "max" takes each
-    dimension's maximum. Means use prefix sums, so overlapping windows cost O(T + S), not O(T * S).
+    dimension's maximum. Means use float64 prefix sums, so overlapping windows cost O(T + S), not
+    O(T * S); the sums run along contiguous memory (transposed), which is several times faster.
     """
     if pooling == "mean":
-        prefix = torch.cat([vectors.new_zeros(1, vectors.shape[1]), vectors.double().cumsum(0).float()])
-        first, last = torch.from_numpy(ranges[:, 0]), torch.from_numpy(ranges[:, 1])
-        pooled = (prefix[last] - prefix[first]) / (last - first).unsqueeze(1)
+        prefix = np.zeros((vectors.shape[1], len(vectors) + 1))
+        np.cumsum(np.ascontiguousarray(vectors.T), axis=1, dtype=np.float64, out=prefix[:, 1:])
+        first, last = ranges[:, 0], ranges[:, 1]
+        pooled = torch.from_numpy(((prefix[:, last] - prefix[:, first]) / (last - first)).T.astype(np.float32))
     elif pooling == "max":
-        pooled = torch.stack([vectors[a:b].max(dim=0).values for a, b in ranges.tolist()])
+        pooled = torch.from_numpy(np.stack([vectors[a:b].max(axis=0) for a, b in ranges.tolist()]))
     else:
         raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
     return pooled / pooled.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def pooled_frames(
+    embeddings: FrameEmbeddings, spans: list[Span] | None, pooling: str = "mean"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Unit-length pooled vectors of the whole clip [1, D] and of each span [S, D]; they depend on
+    the frames and the windows only, so callers can keep them for every new label set."""
+    vectors = np.asarray(embeddings.vectors, np.float32)
+    if pooling == "mean":
+        whole = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
+    else:
+        whole = pool(vectors, np.array([[0, len(vectors)]]), pooling)[0].numpy()
+    whole = torch.from_numpy(whole[None] / max(float(np.linalg.norm(whole)), 1e-12))
+    if spans is None:
+        return whole, None
+    return whole, pool(vectors, frames_in(embeddings.pts_seconds, spans), pooling)
 
 
 def frame_similarity(
     embeddings: FrameEmbeddings, labels: torch.Tensor, spans: list[Span] | None, pooling: str = "mean"
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Cosine similarity of the whole clip [M] and of each span [S, M] with the label vectors [M, D]."""
-    vectors = torch.from_numpy(np.ascontiguousarray(embeddings.vectors, np.float32))
-    whole = pool(vectors, np.array([[0, len(vectors)]]), pooling)
-    clip = (whole @ labels.T)[0]
-    if spans is None:
-        return clip, None
-    windows = pool(vectors, frames_in(embeddings.pts_seconds, spans), pooling)
-    return clip, windows @ labels.T
+    whole, windows = pooled_frames(embeddings, spans, pooling)
+    return (whole @ labels.T)[0], (None if windows is None else windows @ labels.T)
+
+
+def ranked_rows(names: list[str], similarity: torch.Tensor, head: ScoreHead, top_k: int | None = None) -> list[list[dict]]:
+    """For each row of `similarity` [S, M]: [{"label", "score", "similarity"}] sorted by score (ties
+    keep label order), cut to `top_k`. One softmax and one sort for all rows."""
+    scores = head.probabilities(similarity.float())
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, : top_k or None]
+    top_scores = torch.gather(scores, 1, order).tolist()
+    top_sims = torch.gather(similarity.float(), 1, order).tolist()
+    return [
+        [{"label": names[i], "score": score, "similarity": sim} for i, score, sim in zip(row, row_scores, row_sims)]
+        for row, row_scores, row_sims in zip(order.tolist(), top_scores, top_sims)
+    ]
 
 
 def ranked(names: list[str], similarity: torch.Tensor, head: ScoreHead, top_k: int | None = None) -> list[dict]:
-    """[{"label", "score", "similarity"}] sorted by score (ties keep label order), cut to `top_k`."""
-    scores = head.probabilities(similarity.float()).tolist()
-    order = sorted(range(len(names)), key=lambda i: -scores[i])[: top_k or None]
-    sims = similarity.tolist()
-    return [{"label": names[i], "score": scores[i], "similarity": sims[i]} for i in order]
+    """[{"label", "score", "similarity"}] for one clip's similarity [M], best first."""
+    return ranked_rows(names, similarity.unsqueeze(0), head, top_k)[0]
