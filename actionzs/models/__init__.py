@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 
@@ -59,13 +57,20 @@ def resolve_device(device: str | int | torch.device | None) -> torch.device:
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the hub answers an HTTP request within `timeout` seconds (a bare TCP connect is not
+    enough: proxies and firewalls accept connections they never complete)."""
+    import urllib.error
+    import urllib.request
+
     from huggingface_hub import constants
 
-    url = urlparse(constants.ENDPOINT)
+    request = urllib.request.Request(constants.ENDPOINT, method="HEAD")
     try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout):
+        with urllib.request.urlopen(request, timeout=timeout):
             return True
-    except OSError:
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except (OSError, ValueError):
         return False
 
 

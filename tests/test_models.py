@@ -1,0 +1,51 @@
+"""Model loading: local directories, the offline paths, and the encoder chosen from the config."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from actionzs.errors import ModelLoadError
+from actionzs.models import DualEncoder, XClipEncoder, load_encoder
+
+
+def test_the_encoder_is_chosen_from_the_config_not_the_name(tmp_path, clip_dir, xclip_dir):
+    renamed = tmp_path / "xclip-looking-name"
+    renamed.symlink_to(clip_dir, target_is_directory=True)
+    assert isinstance(load_encoder(str(renamed), dtype="float32"), DualEncoder)
+    assert isinstance(load_encoder(str(xclip_dir), dtype="float32"), XClipEncoder)
+
+
+def test_offline_and_not_cached_fails_fast_naming_the_model(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError, match="someone/no-such-model") as info:
+        load_encoder("someone/no-such-model")
+    assert time.monotonic() - started < 5
+    assert "HF_HUB_OFFLINE" in str(info.value) and "--model DIR" in str(info.value)
+
+
+def test_unreachable_hub_fails_within_seconds(monkeypatch):
+    """No network and no cached copy: a message naming the model within seconds, not after retries."""
+    import actionzs.models as models
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://10.255.255.1")  # unroutable: connects never answer
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError, match="cannot be reached") as info:
+        models._locate("someone/no-such-model")
+    assert time.monotonic() - started < 6
+    assert "someone/no-such-model" in str(info.value)
+
+
+def test_a_path_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="not a checkpoint directory"):
+        load_encoder(str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        load_encoder(str(tmp_path / "empty"))
