@@ -1,0 +1,349 @@
+"""Where actionzs's time goes on the 60 s 720p clip (CLIP ViT-B/32 shapes, 20 labels x 5 templates).
+
+    python benchmarks/profile_actionzs.py            # timeline + op profile + experiments
+    python benchmarks/profile_actionzs.py --no-experiments
+
+1. Timeline: one `classify` call of the library as it is, with every decoder read, preprocess,
+   image-encoder batch and text-encoder call time-stamped (wrappers that only record times), so the
+   overlap of the decode thread ("actionzs-decode") and the main thread is visible.
+2. cProfile of the main thread, and torch.profiler's operator table for one image-encoder batch.
+3. Experiments: the same call with one change each, applied by monkeypatching in THIS process only
+   (the library is not modified). They estimate what a change to the library would buy:
+     as-is              the library unchanged
+     texts-first        labels are encoded by the main thread while the decode thread fills the first
+                        batch (today they are encoded after the last image batch)
+     decord-2threads    the decode reader opened with decord num_threads=0 (FFmpeg picks 2 threads)
+                        instead of 1
+     both               texts-first + decord-2threads
+     torch-1thread      torch.set_num_threads(1) for the call (the decode thread gets a core of its own)
+     batch-16           batch_size=16 (smaller decode chunks: the pipeline fills sooner, shorter tail)
+     opencv-backend     backend="opencv" (a documented library option, not a patch): OpenCV's FFmpeg
+                        reads forward with its default decoder threads
+   Each runs --repeat times, interleaved, best reported with the other processes' CPU share.
+4. With --xclip: X-CLIP base/32 on the same clip (segments, window 8 s, stride 8 s): a timeline of the
+   decoder reads of the library as it is, and an experiment "forward-order" (spans processed in the
+   order the decoder reaches their last frame, the whole-clip span's frames picked up as the decoder
+   passes them), with a check that the features are identical.
+   Before each measurement the script waits (up to --quiet-wait s) for other processes to go idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import queue
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _bench  # noqa: E402
+import _models  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-experiments", action="store_true")
+    parser.add_argument("--xclip", action="store_true", help="also section 4 (X-CLIP span order)")
+    parser.add_argument("--quiet-wait", type=float, default=15,
+                        help="before each measurement, wait up to this many seconds for other processes to go idle")
+    args = parser.parse_args(argv)
+
+    import numpy as np
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    import actionzs
+    import actionzs.classifier as classifier_mod
+    import actionzs.stream as stream_mod
+    import actionzs.video as video_mod
+    from actionzs.classifier import ZeroShotVideoClassifier
+    from actionzs.config import load_config
+
+    import datetime
+
+    print(f"date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}")
+    print(f"machine: {_models.machine()}")
+    video = str(_models.clip(args.seconds))
+    model_dir = str(_models.clip_b32())
+    settings = load_config()
+    labels = _models.LABELS_20
+    clf = actionzs.pipeline(model_dir, hypothesis_template=tuple(settings["hypothesis_template"]),
+                            top_k=settings["top_k"], segments=True, fps=1.0)
+    encoder = clf.encoder
+    fresh = lambda batch=32: ZeroShotVideoClassifier(encoder, clf.options, batch_size=batch)  # noqa: E731
+    fresh().classify(video, labels)  # warm-up
+
+    # -- 1. timeline ---------------------------------------------------------------------------------
+    events: list[tuple[str, str, float, float]] = []
+    origin = [0.0]
+
+    def recorded(name, fn):
+        def wrapper(*a, **k):
+            start = time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                events.append((name, threading.current_thread().name.split(":")[0], start - origin[0],
+                               time.perf_counter() - origin[0]))
+        return wrapper
+
+    originals = dict(read=video_mod._DecordReader.read, pre=type(encoder.preprocessor).__call__,
+                     frames=encoder.embed_frames, texts=encoder.embed_texts, open=classifier_mod.open_video)
+    video_mod._DecordReader.read = recorded("decode batch", originals["read"])
+    type(encoder.preprocessor).__call__ = recorded("preprocess", originals["pre"])
+    encoder.embed_frames = recorded("image encoder", originals["frames"])
+    encoder.embed_texts = recorded("text encoder", originals["texts"])
+    classifier_mod.open_video = recorded("open video", originals["open"])
+    _bench.wait_quiet(args.quiet_wait)
+    with _bench.Stopwatch() as sw:
+        origin[0] = time.perf_counter()
+        fresh().classify(video, labels)
+    video_mod._DecordReader.read = originals["read"]
+    type(encoder.preprocessor).__call__ = originals["pre"]
+    del encoder.embed_frames, encoder.embed_texts
+    classifier_mod.open_video = originals["open"]
+    print(f"\n1. timeline of one classify call ({sw.timing.describe()}), seconds from the call:")
+    for name, thread, start, end in sorted(events, key=lambda e: e[2]):
+        bar = " " * int(start * 20) + "#" * max(1, int((end - start) * 20))
+        print(f"  {name:14s} {thread:15s} {start:5.2f} -> {end:5.2f} ({end - start:4.2f})  |{bar}")
+    busy = {}
+    for name, _, start, end in events:
+        busy[name] = busy.get(name, 0.0) + end - start
+    print("  totals: " + ", ".join(f"{k} {v:.2f} s" for k, v in busy.items()))
+
+    # -- 2. cProfile (main thread) and the encoder's operators ---------------------------------------
+    profiler = cProfile.Profile()
+    profiler.enable()
+    fresh().classify(video, labels)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(14)
+    print("\n2a. cProfile, main thread only (the decode thread's work shows up as waiting in queue.get):")
+    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+
+    from torch.profiler import ProfilerActivity, profile
+
+    with video_mod.open_video(video) as v:
+        from actionzs import sampling
+
+        sample = sampling.at_fps(v.timeline, 1.0)
+        pixels = encoder.preprocessor(v.get_frames(np.sort(sample.indices)[:32], encoder.preprocessor.decode_size).data)
+    encoder.embed_frames(pixels)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        encoder.embed_frames(pixels)
+    print("\n2b. torch.profiler, one image-encoder batch of 32 frames (library's embed_frames):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=10))
+
+    if args.no_experiments:
+        return xclip_section(args, video) if args.xclip else 0
+
+    # -- 3. experiments (monkeypatched here only) ---------------------------------------------------
+    def prefetch_eager(items, path, timeout, depth=2, on_start=None):
+        """actionzs.stream.prefetch, but the producer starts at once and `on_start` runs meanwhile."""
+        box: queue.Queue = queue.Queue(maxsize=depth)
+        stop = threading.Event()
+        done = object()
+
+        def produce():
+            try:
+                for item in items:
+                    while not stop.is_set():
+                        try:
+                            box.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                box.put(done)
+            except BaseException as exc:
+                box.put(exc)
+
+        threading.Thread(target=produce, name=f"actionzs-decode:{path}", daemon=True).start()
+        if on_start is not None:
+            on_start()
+
+        def drain():
+            try:
+                while True:
+                    item = box.get(timeout=timeout)
+                    if item is done:
+                        return
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+            finally:
+                stop.set()
+
+        return drain()
+
+    pending_texts: list = []
+
+    def texts_first_prefetch(items, path, timeout, depth=2):
+        def encode_texts():
+            for classifier, labels_, run in pending_texts:
+                with classifier._text_lock:
+                    classifier.texts.embed_labels(labels_, run.hypothesis_template)
+            pending_texts.clear()
+        return prefetch_eager(items, path, timeout, depth, on_start=encode_texts)
+
+    class TextsFirst(ZeroShotVideoClassifier):
+        def classify(self, video, candidate_labels, **options):
+            labels_, run = self.prepare(candidate_labels, **options)
+            pending_texts.append((self, labels_, run))
+            return self.score(self.embeddings_for(video, run), labels_, run)
+
+    def decord_reader_2threads(self, size):
+        dims = video_mod.resize_dims(self.height, self.width, size)
+        if dims not in self._readers:
+            self._readers[dims] = self._decord.VideoReader(self._path, ctx=self._decord.cpu(0), width=dims[1],
+                                                           height=dims[0], num_threads=0)
+        return self._readers[dims]
+
+    original_reader = video_mod._DecordReader._reader
+    original_prefetch = classifier_mod.prefetch
+
+    def run(name: str):
+        texts_first = name in ("texts-first", "both")
+        classifier_mod.prefetch = texts_first_prefetch if texts_first else original_prefetch
+        video_mod._DecordReader._reader = decord_reader_2threads if name in ("decord-2threads", "both") else original_reader
+        threads = torch.get_num_threads()
+        if name == "torch-1thread":
+            torch.set_num_threads(1)
+        try:
+            if texts_first:
+                clf_ = TextsFirst(encoder, clf.options, batch_size=32)
+            elif name == "opencv-backend":
+                clf_ = ZeroShotVideoClassifier(encoder, clf.options, batch_size=32, backend="opencv")
+            else:
+                clf_ = fresh(16 if name == "batch-16" else 32)
+            with _bench.Stopwatch() as sw:
+                result = clf_.classify(video, labels)
+            assert result.segments
+            return sw.timing
+        finally:
+            torch.set_num_threads(threads)
+            classifier_mod.prefetch = original_prefetch
+            video_mod._DecordReader._reader = original_reader
+
+    names = ["as-is", "texts-first", "decord-2threads", "both", "torch-1thread", "batch-16", "opencv-backend"]
+    series = {n: _bench.Series(n) for n in names}
+    for name in names:
+        run(name)  # warm-up of each variant
+    for round_no in range(args.repeat):
+        for name in names:
+            _bench.wait_quiet(args.quiet_wait, window=1.0)
+            series[name].add(run(name))
+    base = series["as-is"].best.wall
+    rows = [[n, f"{s.best.wall:.2f}", f"{s.best.wall / base:.2f}", f"{s.best.cpu:.2f}", f"{100 * s.best.others:.0f}%", s.walls()]
+            for n, s in series.items()]
+    print(f"\n3. experiments: classify on {Path(video).name}, best of {args.repeat} (monkeypatched in this process only)")
+    print(_bench.table(rows, ["variant", "wall s", "vs as-is", "CPU s", "others", "all runs (wall s)"]))
+    return xclip_section(args, video) if args.xclip else 0
+
+
+def embed_clips_forward(self, video, run):
+    """EXPERIMENT: ZeroShotVideoClassifier._embed_clips with the spans processed in the order the decoder
+    reaches their last frame, and every frame any remaining span needs decoded when the decoder passes
+    it (kept only while a remaining span needs it). The library processes spans in list order, whole
+    clip first, so its first batch decodes to the end of the file and later batches seek back."""
+    import numpy as np
+    import torch
+
+    import actionzs.classifier as classifier_mod
+    from actionzs import sampling
+    from actionzs.embeddings import ClipEmbeddings
+
+    frames = self.encoder.frames_per_clip
+    spans = self._clip_spans(video.duration, run)
+    per_span = np.stack([sampling.uniform(video.timeline, frames, s.start_seconds, s.end_seconds).indices for s in spans])
+    order = np.argsort(per_span.max(axis=1), kind="stable")
+    clips_per_batch = max(1, self.batch_size // frames)
+    preprocess = self.encoder.preprocessor
+
+    def batches():
+        held = {}
+        for start in range(0, len(order), clips_per_batch):
+            chosen = order[start : start + clips_per_batch]
+            wanted = per_span[chosen]
+            later = per_span[order[start:]]
+            new = np.unique(later[later <= wanted.max()])
+            new = new[~np.isin(new, list(held))]
+            if len(new):
+                for chunk in video.iter_frames(new, preprocess.decode_size, chunk=self.batch_size):
+                    held.update(zip(chunk.indices.tolist(), preprocess(chunk.data)))
+            yield chosen, torch.stack([torch.stack([held[i] for i in row]) for row in wanted.tolist()])
+            needed = set(per_span[order[start + clips_per_batch :]].ravel().tolist())
+            held = {i: x for i, x in held.items() if i in needed}
+
+    features, positions = [], []
+    for chosen, pixels in classifier_mod.prefetch(batches(), video.path, self.decode_timeout):
+        features.append(self.encoder.embed_clips(pixels))
+        positions.append(chosen)
+    back = np.argsort(np.concatenate(positions))
+    return ClipEmbeddings(
+        np.array([[s.start_seconds, s.end_seconds] for s in spans]),
+        torch.cat([f["video"] for f in features]).cpu().numpy()[back],
+        torch.cat([f["visual"] for f in features]).cpu().numpy()[back],
+        per_span, video.duration, self.model, video.path,
+    )
+
+
+def xclip_section(args, video: str) -> int:
+    import numpy as np
+
+    import actionzs
+    import actionzs.video as video_mod
+    from actionzs.classifier import ZeroShotVideoClassifier
+    from actionzs.config import load_config
+
+    settings = load_config()
+    labels = _models.LABELS_20
+    clf = actionzs.pipeline(str(_models.xclip_b32()), hypothesis_template=tuple(settings["hypothesis_template"]),
+                            top_k=settings["top_k"], segments=True, window=8.0, stride=8.0)
+
+    class ForwardOrder(ZeroShotVideoClassifier):
+        _embed_clips = embed_clips_forward
+
+    library = ZeroShotVideoClassifier(clf.encoder, clf.options).embed(video)  # also the warm-up
+    candidate = ForwardOrder(clf.encoder, clf.options).embed(video)
+    same = np.array_equal(library.video, candidate.video) and np.array_equal(library.visual, candidate.visual)
+    reads: list[str] = []
+    original = video_mod._DecordReader.read
+
+    def logged(self, indices, size):
+        reads.append(f"{indices[0]}..{indices[-1]} ({len(indices)} frames)")
+        return original(self, indices, size)
+
+    print("\n4. X-CLIP base/32, segments window 8 s stride 8 s: decoder reads per classify call")
+    for name, cls in (("library", ZeroShotVideoClassifier), ("forward-order", ForwardOrder)):
+        video_mod._DecordReader.read = logged
+        reads.clear()
+        cls(clf.encoder, clf.options).classify(video, labels)
+        video_mod._DecordReader.read = original
+        print(f"  {name:14s} " + ", ".join(reads))
+    series = {n: _bench.Series(n) for n in ("library", "forward-order")}
+    for _ in range(args.repeat):
+        for name, cls in (("library", ZeroShotVideoClassifier), ("forward-order", ForwardOrder)):
+            _bench.wait_quiet(args.quiet_wait, window=1.0)
+            with _bench.Stopwatch() as sw:
+                cls(clf.encoder, clf.options).classify(video, labels)
+            series[name].add(sw.timing)
+    base = series["library"].best.wall
+    rows = [[n, f"{s.best.wall:.2f}", f"{s.best.wall / base:.2f}", f"{s.best.cpu:.2f}", f"{100 * s.best.others:.0f}%", s.walls()]
+            for n, s in series.items()]
+    print(f"  features identical to the library's: {same}")
+    print(_bench.table(rows, ["variant", "wall s", "vs library", "CPU s", "others", "all runs (wall s)"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
