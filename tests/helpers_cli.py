@@ -141,24 +141,11 @@ def write_h264(path: Path, num_frames: int, *, fps: int = 10, width: int = 160, 
                faststart: bool = False, rotation: int | None = None) -> Path:
     """An H.264 .mp4 of `draw_frame` pictures; `faststart` puts the index (moov) before the data,
     `rotation` stores a display matrix (degrees counter-clockwise)."""
-    import av
+    from helpers_video import encode
 
-    from actionzs.testing import draw_frame
-
-    options = {"movflags": "faststart"} if faststart else {}
-    with av.open(str(path), "w", options=options) as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"g": "10", "bf": "0", "crf": "18"}
-        if rotation is not None:
-            stream.set_display_rotation(rotation)
-        for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(draw_frame(i, width, height), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return Path(path)
+    return encode(path, num_frames, fps=fps, width=width, height=height, rotation=rotation,
+                  options={"g": "10", "bf": "0", "crf": "18"},
+                  container_options={"movflags": "faststart"} if faststart else None)
 
 
 def moov_before_mdat(path: Path) -> bool:

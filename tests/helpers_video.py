@@ -33,8 +33,10 @@ def encode(
     height: int = 120,
     fps: int = 25,
     pix_fmt: str = "yuv420p",
+    rotation: int | None = None,
 ) -> Path:
-    """Like actionzs.testing.write_clip, with any PyAV codec and container/codec options."""
+    """Like actionzs.testing.write_clip, with any PyAV codec and container/codec options;
+    `rotation` stores a display matrix (degrees counter-clockwise)."""
     import av
 
     path = Path(path)
@@ -42,6 +44,8 @@ def encode(
         stream = container.add_stream(codec, rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.options = options or {}
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
         for i in range(num_frames):
             frame = av.VideoFrame.from_ndarray(draw_frame(i, width, height), format="rgb24")
             for packet in stream.encode(frame):
