@@ -28,13 +28,11 @@ from .models import DEFAULT_MODEL, Encoder, load_encoder
 from .options import RunOptions
 from .prompts import Label, TextEmbeddingCache, parse_labels
 from .scoring import pooled_frames, ranked, ranked_rows
-from .stream import bounded_call, prefetch
+from .stream import DECODE_TIMEOUT, bounded_call, prefetch
 from .video import Video, image_video, open_video
 
 log = logging.getLogger(__name__)
 
-#: Seconds one decoder call (opening a file, or one batch of frames) may take before it is an error.
-DECODE_TIMEOUT = 300.0
 
 
 @dataclass

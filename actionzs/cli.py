@@ -212,12 +212,13 @@ def _classify_one(classifier, video: str, labels, run, embeddings_dir: str | Non
 
 def cmd_probe(args) -> int:
     from .output import hms
+    from .stream import DECODE_TIMEOUT, bounded_call
     from .video import open_video
 
     records, failed = [], 0
     for path in args.videos:
         try:
-            with open_video(path, args.backend) as video:
+            with bounded_call(lambda: open_video(path, args.backend), path, DECODE_TIMEOUT) as video:
                 records.append(video.info())
         except ActionzsError as exc:
             records.append(_failure(path, exc))

@@ -15,6 +15,8 @@ from .errors import VideoDecodeError
 
 T = TypeVar("T")
 _DONE = object()
+#: Seconds one decoder call (opening a file, or one batch of frames) may take before it is an error.
+DECODE_TIMEOUT = 300.0
 #: How long an abandoned producer may take to finish the batch it holds.
 FINISH_SECONDS = 30.0
 
