@@ -21,8 +21,15 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """Yield a file to write; on success it replaces `path` whole, on error `path` is untouched.
 
     The file gets the permissions a plain `open` would give it, and nothing else is left behind.
+    A target that exists and is not a regular file (`/dev/null`, a pipe) is written to directly:
+    renaming over it would replace the device or pipe itself.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
+        with open(path, mode, **text) as handle:
+            yield handle
+        return
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}

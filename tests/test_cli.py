@@ -775,3 +775,21 @@ def test_version():
 def test_unknown_option_is_a_usage_error(capsys, media):
     code, out, err = run_cli(capsys, "classify", media["a"], "-l", "x", "--no-such-option")
     assert code == 2 and "unrecognized arguments: --no-such-option" in err
+
+
+def test_output_to_a_device_or_pipe_is_written_not_replaced(capsys, tmp_path, media, model):
+    """`-o /dev/null` or a pipe must not be replaced by a regular file (the rename of an atomic write)."""
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = {}
+    reader = threading.Thread(target=lambda: got.setdefault("text", fifo.read_text()))
+    reader.start()
+    code, out, err = run_cli(capsys, "classify", media["a"], *model, *label_args(), "--format", "json", "-o", fifo)
+    reader.join(timeout=30)
+    assert code == 0, err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a pipe, not a regular file put in its place
+    assert json.loads(got["text"])[0]["video"] == str(media["a"])
