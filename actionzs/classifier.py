@@ -8,7 +8,6 @@ encoding.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import weakref
@@ -22,7 +21,7 @@ import torch
 
 from . import sampling
 from .embeddings import ClipEmbeddings, FrameEmbeddings
-from .errors import ActionzsError, InvalidInputError
+from .errors import InvalidInputError
 from .events import find_events
 from .models import DEFAULT_MODEL, Encoder, load_encoder
 from .options import RunOptions
@@ -30,9 +29,6 @@ from .prompts import Label, TextEmbeddingCache, parse_labels
 from .scoring import pooled_frames, ranked, ranked_rows
 from .stream import DECODE_TIMEOUT, bounded_call, prefetch
 from .video import Video, image_video, open_video
-
-log = logging.getLogger(__name__)
-
 
 
 @dataclass
@@ -54,7 +50,6 @@ class VideoResult:
     window_scores: np.ndarray | None = field(default=None, repr=False)
     window_similarity: np.ndarray | None = field(default=None, repr=False)
     top_k: int | None = field(default=None, repr=False)
-    head: object = field(default=None, repr=False)
     embeddings: FrameEmbeddings | ClipEmbeddings | None = field(default=None, repr=False)
 
     @cached_property
@@ -62,7 +57,9 @@ class VideoResult:
         """[{"start", "end", "labels": [{"label", "score", "similarity"}, ...]}] per window."""
         if self.window_spans is None:
             return None
-        rows = ranked_rows(self.label_names, torch.from_numpy(self.window_similarity), self.head, self.top_k)
+        rows = ranked_rows(
+            self.label_names, torch.from_numpy(self.window_scores), torch.from_numpy(self.window_similarity), self.top_k
+        )
         return [
             {"start": round(start, 3), "end": round(end, 3), "labels": row}
             for (start, end), row in zip(self.window_spans.tolist(), rows)
@@ -268,7 +265,7 @@ class ZeroShotVideoClassifier:
         head = self.encoder.head
         result = VideoResult(
             embeddings.source, embeddings.duration, self.model, ranked(names, clip, head, run.top_k),
-            label_names=names, top_k=run.top_k, head=head, embeddings=embeddings,
+            label_names=names, top_k=run.top_k, embeddings=embeddings,
         )
         if spans is None:
             return result
@@ -332,4 +329,4 @@ def pipeline(
     return ZeroShotVideoClassifier(load_encoder(model, device, dtype), run, batch_size=batch_size, backend=backend)
 
 
-__all__ = ["ActionzsError", "VideoResult", "ZeroShotVideoClassifier", "pipeline"]
+__all__ = ["VideoResult", "ZeroShotVideoClassifier", "pipeline"]

@@ -47,18 +47,9 @@ def pooled_frames(
     return whole, pool(vectors, frames_in(embeddings.pts_seconds, spans), pooling)
 
 
-def frame_similarity(
-    embeddings: FrameEmbeddings, labels: torch.Tensor, spans: list[Span] | None, pooling: str = "mean"
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Cosine similarity of the whole clip [M] and of each span [S, M] with the label vectors [M, D]."""
-    whole, windows = pooled_frames(embeddings, spans, pooling)
-    return (whole @ labels.T)[0], (None if windows is None else windows @ labels.T)
-
-
-def ranked_rows(names: list[str], similarity: torch.Tensor, head: ScoreHead, top_k: int | None = None) -> list[list[dict]]:
-    """For each row of `similarity` [S, M]: [{"label", "score", "similarity"}] sorted by score (ties
-    keep label order), cut to `top_k`. One softmax and one sort for all rows."""
-    scores = head.probabilities(similarity.float())
+def ranked_rows(names: list[str], scores: torch.Tensor, similarity: torch.Tensor, top_k: int | None = None) -> list[list[dict]]:
+    """For each row of `scores` / `similarity` [S, M]: [{"label", "score", "similarity"}] sorted by
+    score (ties keep label order), cut to `top_k`. One sort for all rows."""
     order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[:, : top_k or None]
     top_scores = torch.gather(scores, 1, order).tolist()
     top_sims = torch.gather(similarity.float(), 1, order).tolist()
@@ -69,5 +60,6 @@ def ranked_rows(names: list[str], similarity: torch.Tensor, head: ScoreHead, top
 
 
 def ranked(names: list[str], similarity: torch.Tensor, head: ScoreHead, top_k: int | None = None) -> list[dict]:
-    """[{"label", "score", "similarity"}] for one clip's similarity [M], best first."""
-    return ranked_rows(names, similarity.unsqueeze(0), head, top_k)[0]
+    """[{"label", "score", "similarity"}] for one clip's similarity [M], scored by `head`, best first."""
+    row = similarity.float().unsqueeze(0)
+    return ranked_rows(names, head.probabilities(row), row, top_k)[0]
