@@ -15,6 +15,7 @@ import stat
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,14 +108,6 @@ def _missing_mp4_index(path: str, said: str) -> bool:
 
 
 _STDERR_LOCK = threading.Lock()
-
-
-def _new_stderr_lock() -> None:  # a child forked while another thread held the lock must not inherit it
-    global _STDERR_LOCK
-    _STDERR_LOCK = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_new_stderr_lock)
 
 
 @contextmanager
@@ -369,8 +362,24 @@ def _open_reader(path: str, backend: str) -> _Reader:
     raise VideoDecodeError(path, "not a readable video (" + "; ".join(reasons) + ")")
 
 
-#: Decoders a forked child inherited from its parent; never freed in the child (see `Video._read`).
+#: Videos open in this process, so that a forked child can take them over (see `_after_fork_in_child`).
+_LIVE_VIDEOS: weakref.WeakSet = weakref.WeakSet()
+#: Decoders a forked child inherited from its parent. Freeing one waits for decoder threads that
+#: exist only in the parent, so the child would hang, even when `gc` frees a forgotten Video.
 _INHERITED_READERS: list = []
+
+
+def _after_fork_in_child() -> None:
+    """Locks another thread of the parent held at the fork stay held forever in the child: take
+    fresh ones. Pin every inherited decoder; each Video opens its own on its next read."""
+    global _STDERR_LOCK
+    _STDERR_LOCK = threading.Lock()
+    for video in list(_LIVE_VIDEOS):
+        _INHERITED_READERS.append(video._reader)
+        video._lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Video:
@@ -387,6 +396,7 @@ class Video:
         self._pid = os.getpid()
         self._closed = False
         self.path = path
+        _LIVE_VIDEOS.add(self)
 
     @property
     def backend(self) -> str:
@@ -476,9 +486,6 @@ class Video:
             if self._closed:
                 raise VideoDecodeError(self.path, "the video was closed; open it again to read frames")
             if os.getpid() != self._pid and self._reader.name != "image":  # forked: use a decoder of our own
-                # Freeing the parent's decoder here would wait for its threads, which a forked
-                # child does not have: keep it unreferenced-but-alive instead.
-                _INHERITED_READERS.append(self._reader)
                 self._reader = _open_reader(self.path, self._reader.name)
                 self._pid = os.getpid()
             try:

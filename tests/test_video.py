@@ -3,6 +3,7 @@ pixels carry their own frame index, and checked on the sample footage folder whe
 
 from __future__ import annotations
 
+import gc
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -443,8 +444,46 @@ def test_video_used_in_a_forked_child(gop50, backend):
     video = open_video(gop50, backend)
     assert indices_of(video.get_frames([10, 70]).data) == [10, 70]  # used in the parent first
     wanted = [100, 3, 3, 60]
-    assert run_in_fork(_frames_in_child, video, wanted, timeout=3) == wanted
+    assert run_in_fork(_frames_in_child, video, wanted, timeout=10) == wanted
     assert indices_of(video.get_frames([5, 100]).data) == [5, 100]  # the parent's decoder is intact
+
+
+def _collect_then_read(video: Video, wanted: list[int]) -> list[int]:
+    gc.collect()  # frees the forgotten Video and with it a decoder whose threads live in the parent
+    return indices_of(video.get_frames(wanted).data)
+
+
+def test_forked_child_frees_a_forgotten_video_without_hanging(gop50, backend):
+    forgotten = open_video(gop50, backend)
+    forgotten.get_frames([100])
+    forgotten.cycle = forgotten  # only the cycle collector frees it, at any moment, in any process
+    del forgotten
+    video = open_video(gop50, backend)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # keep the cycle alive until the child collects it
+    try:
+        assert run_in_fork(_collect_then_read, video, [100, 3], timeout=10) == [100, 3]
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def test_forked_while_another_thread_reads(gop50, backend):
+    video = open_video(gop50, backend)
+    stop = threading.Event()
+
+    def keep_reading():
+        while not stop.is_set():
+            video.get_frames([0, 119])
+
+    reader = threading.Thread(target=keep_reading)
+    reader.start()
+    try:
+        results = [run_in_fork(_frames_in_child, video, [60, 7], timeout=10) for _ in range(3)]
+    finally:
+        stop.set()
+        reader.join()
+    assert results == [[60, 7]] * 3
 
 
 def test_reading_a_closed_video_is_a_clear_error(gop50, backend):
