@@ -6,6 +6,10 @@ every wait on the decoder is bounded in time: a decoder that stalls becomes an e
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
+import platform
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +23,23 @@ _DONE = object()
 DECODE_TIMEOUT = 300.0
 #: How long an abandoned producer may take to finish the batch it holds.
 FINISH_SECONDS = 30.0
+#: Buffers at least this large (a batch of frames is several MB) get a memory mapping of their own.
+MMAP_THRESHOLD = 1 << 20
+_M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's malloc.h
+
+
+@functools.cache
+def fix_mmap_threshold() -> bool:
+    """Keep frame-sized buffers out of glibc's heaps; True when the setting was made.
+
+    glibc raises its mmap threshold each time a large mapped buffer is freed; from then on batches
+    of frames come from per-thread heaps, which fragment as the decoding thread allocates and the
+    encoding thread frees, so hours of video cost hundreds of MB. A fixed threshold maps each such
+    buffer and unmaps it when freed. A threshold the user set (MALLOC_MMAP_THRESHOLD_) is kept.
+    """
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
 def prefetch(items: Iterable[T], path: str, timeout: float, depth: int = 2) -> Iterator[T]:
@@ -27,6 +48,7 @@ def prefetch(items: Iterable[T], path: str, timeout: float, depth: int = 2) -> I
     Raises `VideoDecodeError` naming `path` when the producer yields nothing for `timeout` seconds;
     the stalled producer (a daemon thread) is left to finish on its own.
     """
+    fix_mmap_threshold()
     box: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 

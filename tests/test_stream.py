@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
 import threading
 import time
 
@@ -106,3 +110,42 @@ def test_a_hanging_decoder_does_not_hang_the_classifier(monkeypatch, tmp_path):
     release.set()
     assert info.value.path == str(clip)
     assert time.monotonic() - started < 10
+
+
+_MAPPED_AFTER_A_LARGE_FREE = """
+import ctypes, sys
+import numpy as np
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "prefetch":
+    from actionzs.stream import prefetch
+    list(prefetch(iter([1]), "v.mp4", timeout=5))
+big = np.ones(16 * 2**20, np.uint8)  # freeing a mapped 16 MB buffer makes glibc raise its threshold
+del big
+before = libc.mallinfo2().hblkhd
+batch = np.ones(8 * 2**20, np.uint8)  # a batch of frames
+print(libc.mallinfo2().hblkhd - before >= 8 * 2**20)
+"""
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or platform.libc_ver()[1] < "2.33",
+    reason="glibc's malloc (mallinfo2) only",
+)
+def test_frame_batches_keep_their_own_mapping_once_frames_stream():
+    """Without the fixed threshold glibc serves a batch from a heap after one large free (first
+    line), where the decode and encode threads fragment it; once frames stream, it is mapped."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+
+    def mapped(mode: str) -> str:
+        run = subprocess.run([sys.executable, "-c", _MAPPED_AFTER_A_LARGE_FREE, mode], env=env,
+                             capture_output=True, text=True, check=True)
+        return run.stdout.strip()
+
+    assert mapped("plain") == "False"
+    assert mapped("prefetch") == "True"
