@@ -12,7 +12,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -128,12 +128,16 @@ class ZeroShotVideoClassifier:
     def classify_many(self, videos: Sequence, candidate_labels, **options) -> list[VideoResult]:
         """`classify` for each video; labels and options are validated once, before any decoding."""
         labels, run = self.prepare(candidate_labels, **options)
-        return [self.score(self.embeddings_for(video, run), labels, run) for video in videos]
+        return [self.classify_prepared(video, labels, run) for video in videos]
 
     def classify(self, video, candidate_labels, **options) -> VideoResult:
         """One video's clip ranking and, with segments on, its segments and events."""
         labels, run = self.prepare(candidate_labels, **options)
-        return self.score(self.embeddings_for(video, run), labels, run)
+        return self.classify_prepared(video, labels, run)
+
+    def classify_prepared(self, video, labels: list[Label], run: RunOptions) -> VideoResult:
+        """`classify` with labels and options from `prepare`; the result keeps its embeddings."""
+        return self.score(self.embeddings_for(video, run, meanwhile=self.label_encoding(labels, run)), labels, run)
 
     def embed(self, video, **options) -> FrameEmbeddings | ClipEmbeddings:
         """The (cached) embeddings a run with these options scores: frames for frame encoders, one
@@ -148,8 +152,12 @@ class ZeroShotVideoClassifier:
 
     # -- forward: video -> embeddings (each frame once, cached per video) ------------------------
 
-    def embeddings_for(self, video, run: RunOptions) -> FrameEmbeddings | ClipEmbeddings:
-        """The embeddings `run` scores: stored ones as given, else from the cache or the video."""
+    def embeddings_for(
+        self, video, run: RunOptions, meanwhile: Callable[[], object] | None = None
+    ) -> FrameEmbeddings | ClipEmbeddings:
+        """The embeddings `run` scores: stored ones as given, else from the cache or the video.
+
+        `meanwhile` runs while the first frames decode, when the video has to be decoded at all."""
         if isinstance(video, (FrameEmbeddings, ClipEmbeddings)):
             self._check_embeddings(video)
             return video
@@ -161,9 +169,9 @@ class ZeroShotVideoClassifier:
                     return self._embedded[key]
         with self._open(video) as opened:
             if self.encoder.frames_per_clip is None:
-                embeddings = self._embed_frames(opened, run)
+                embeddings = self._embed_frames(opened, run, meanwhile)
             else:
-                embeddings = self._embed_clips(opened, run)
+                embeddings = self._embed_clips(opened, run, meanwhile)
         if key is not None:
             with self._cache_lock:
                 self._embedded[key] = embeddings
@@ -199,7 +207,7 @@ class ZeroShotVideoClassifier:
             return ("fps", float(run.fps))
         return ("uniform", int(run.num_frames))
 
-    def _embed_frames(self, video: Video, run: RunOptions) -> FrameEmbeddings:
+    def _embed_frames(self, video: Video, run: RunOptions, meanwhile: Callable[[], object] | None) -> FrameEmbeddings:
         kind, value = plan = self._frame_plan(run)
         timeline = video.timeline
         sample = sampling.at_fps(timeline, value) if kind == "fps" else sampling.uniform(timeline, value)
@@ -210,7 +218,8 @@ class ZeroShotVideoClassifier:
             preprocess(frames.data) for frames in video.iter_frames(unique, preprocess.decode_size, chunk=self.batch_size)
         )
         vectors = np.concatenate([
-            self.encoder.embed_frames(pixels).cpu().numpy() for pixels in prefetch(batches, video.path, self.decode_timeout)
+            self.encoder.embed_frames(pixels).cpu().numpy()
+            for pixels in prefetch(batches, video.path, self.decode_timeout, meanwhile=meanwhile)
         ])
         return FrameEmbeddings(
             vectors[where], sample.indices, sample.pts_seconds, video.duration, self.model, video.path, {plan[0]: plan[1]}
@@ -220,32 +229,39 @@ class ZeroShotVideoClassifier:
         whole = [sampling.Span(0.0, duration)]
         return whole + sampling.windows(duration, run.window, run.stride) if run.segments else whole
 
-    def _embed_clips(self, video: Video, run: RunOptions) -> ClipEmbeddings:
-        """Each span sampled to exactly `frames_per_clip` frames; a frame shared by overlapping spans
-        is decoded and preprocessed once."""
+    def _embed_clips(self, video: Video, run: RunOptions, meanwhile: Callable[[], object] | None) -> ClipEmbeddings:
+        """Each span sampled to exactly `frames_per_clip` frames. Spans are encoded in the order the
+        decoder reaches their last frame, so the file is read once, front to back; a frame shared by
+        overlapping spans is decoded and preprocessed once and held only while a later span needs it."""
         frames = self.encoder.frames_per_clip
         spans = self._clip_spans(video.duration, run)
         per_span = np.stack([sampling.uniform(video.timeline, frames, s.start_seconds, s.end_seconds).indices for s in spans])
+        order = np.argsort(per_span.max(axis=1), kind="stable")
         clips_per_batch = max(1, self.batch_size // frames)
         preprocess = self.encoder.preprocessor
 
         def batches():
             held: dict[int, torch.Tensor] = {}
-            for start in range(0, len(spans), clips_per_batch):
-                wanted = per_span[start : start + clips_per_batch]
-                new = np.unique(wanted[~np.isin(wanted, list(held))])
-                if len(new):
-                    for chunk in video.iter_frames(new, preprocess.decode_size, chunk=self.batch_size):
-                        held.update(zip(chunk.indices.tolist(), preprocess(chunk.data)))
+            for start in range(0, len(order), clips_per_batch):
+                wanted = per_span[order[start : start + clips_per_batch]]
+                remaining = per_span[order[start:]]
+                new = np.unique(remaining[remaining <= wanted.max()])  # all the decoder passes on the way
+                new = new[~np.isin(new, list(held))]
+                for chunk in video.iter_frames(new, preprocess.decode_size, chunk=self.batch_size):
+                    held.update(zip(chunk.indices.tolist(), preprocess(chunk.data)))
                 yield torch.stack([torch.stack([held[i] for i in row]) for row in wanted.tolist()])
-                keep_from = per_span[start + clips_per_batch :, 0].min(initial=video.num_frames)
-                held = {i: x for i, x in held.items() if i >= keep_from}
+                needed = set(per_span[order[start + clips_per_batch :]].ravel().tolist())
+                held = {i: x for i, x in held.items() if i in needed}
 
-        features = [self.encoder.embed_clips(pixels) for pixels in prefetch(batches(), video.path, self.decode_timeout)]
+        features = [
+            self.encoder.embed_clips(pixels)
+            for pixels in prefetch(batches(), video.path, self.decode_timeout, meanwhile=meanwhile)
+        ]
+        back = np.argsort(order)  # encoded in decoder order, stored in span order
         return ClipEmbeddings(
             np.array([[s.start_seconds, s.end_seconds] for s in spans]),
-            torch.cat([f["video"] for f in features]).cpu().numpy(),
-            torch.cat([f["visual"] for f in features]).cpu().numpy(),
+            torch.cat([f["video"] for f in features]).cpu().numpy()[back],
+            torch.cat([f["visual"] for f in features]).cpu().numpy()[back],
             per_span, video.duration, self.model, video.path,
         )
 
@@ -253,8 +269,7 @@ class ZeroShotVideoClassifier:
 
     def score(self, embeddings: FrameEmbeddings | ClipEmbeddings, labels: list[Label], run: RunOptions) -> VideoResult:
         """Rank `labels` for the clip and, with segments on, each window; find events."""
-        with self._text_lock:
-            text = self.texts.embed_labels(labels, run.hypothesis_template)
+        text = self._label_vectors(labels, run)
         names = [label.name for label in labels]
         if isinstance(embeddings, FrameEmbeddings):
             spans = sampling.windows(embeddings.duration, run.window, run.stride) if run.segments else None
@@ -275,6 +290,15 @@ class ZeroShotVideoClassifier:
         values = result.window_similarity if run.events.measure == "similarity" else result.window_scores
         result.events = find_events(spans, values, names, embeddings.duration, run.events)
         return result
+
+    def label_encoding(self, labels: list[Label], run: RunOptions) -> Callable[[], torch.Tensor]:
+        """Encodes (and caches) the label texts when called: the `meanwhile` of `embeddings_for`, so
+        the text encoder runs while the first frames decode instead of after the last are encoded."""
+        return lambda: self._label_vectors(labels, run)
+
+    def _label_vectors(self, labels: list[Label], run: RunOptions) -> torch.Tensor:
+        with self._text_lock:
+            return self.texts.embed_labels(labels, run.hypothesis_template)
 
     def _pooled(self, embeddings: FrameEmbeddings, spans, run: RunOptions):
         """Pooled clip and window vectors, kept per (embeddings, windows, pooling): a new label set

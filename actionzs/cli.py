@@ -197,11 +197,11 @@ def _embeddings_path(folder: str, video: str) -> Path:
 
 def _classify_one(classifier, video: str, labels, run, embeddings_dir: str | None = None) -> dict:
     try:
-        embeddings = classifier.embeddings_for(video, run)
-        record = classifier.score(embeddings, labels, run).to_dict()
+        result = classifier.classify_prepared(video, labels, run)
+        record = result.to_dict()
         if embeddings_dir:
             path = _embeddings_path(embeddings_dir, video)
-            embeddings.save(path)
+            result.embeddings.save(path)
             record["embeddings"] = str(path)
         return record
     except (ActionzsError, OSError, RuntimeError, ValueError) as exc:
@@ -303,10 +303,10 @@ def cmd_report(args) -> int:
     settings, labels, run = _validated(args, segments=True, top_k=None)
     classifier = _classifier(settings, run)
     try:
-        embeddings = classifier.embeddings_for(args.video, run)
+        result = classifier.classify_prepared(args.video, labels, run)
         if args.save_embeddings:
-            embeddings.save(_embeddings_path(args.save_embeddings, args.video))
-        html = render_report(classifier.score(embeddings, labels, run), backend=classifier.backend)
+            result.embeddings.save(_embeddings_path(args.save_embeddings, args.video))
+        html = render_report(result, backend=classifier.backend)
     except ActionzsError as exc:
         _failure(args.video, exc)
         return EXIT_FAILED

@@ -35,7 +35,8 @@ class ZeroShotVideoClassificationPipeline(Pipeline):
         return {"video": video, "labels": labels, "run": run}
 
     def _forward(self, inputs):
-        return {**inputs, "embeddings": self.classifier.embeddings_for(inputs["video"], inputs["run"])}
+        meanwhile = self.classifier.label_encoding(inputs["labels"], inputs["run"])
+        return {**inputs, "embeddings": self.classifier.embeddings_for(inputs["video"], inputs["run"], meanwhile)}
 
     def postprocess(self, outputs):
         result = self.classifier.score(outputs["embeddings"], outputs["labels"], outputs["run"])

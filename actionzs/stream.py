@@ -42,9 +42,13 @@ def fix_mmap_threshold() -> bool:
     return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
-def prefetch(items: Iterable[T], path: str, timeout: float, depth: int = 2) -> Iterator[T]:
+def prefetch(
+    items: Iterable[T], path: str, timeout: float, depth: int = 2, meanwhile: Callable[[], object] | None = None
+) -> Iterator[T]:
     """Yield `items` (produced in a background thread), raising the producer's errors here.
 
+    `meanwhile` runs in the consumer's thread once the producer has started, before the first item
+    is awaited: work that would otherwise wait for the pipeline to fill (e.g. encoding the labels).
     Raises `VideoDecodeError` naming `path` when the producer yields nothing for `timeout` seconds;
     the stalled producer (a daemon thread) is left to finish on its own.
     """
@@ -74,6 +78,8 @@ def prefetch(items: Iterable[T], path: str, timeout: float, depth: int = 2) -> I
     worker.start()
     stalled = False
     try:
+        if meanwhile is not None:
+            meanwhile()
         while True:
             try:
                 item = box.get(timeout=timeout)

@@ -10,20 +10,15 @@
 3. Experiments: the same call with one change each, applied by monkeypatching in THIS process only
    (the library is not modified). They estimate what a change to the library would buy:
      as-is              the library unchanged
-     texts-first        labels are encoded by the main thread while the decode thread fills the first
-                        batch (today they are encoded after the last image batch)
      decord-2threads    the decode reader opened with decord num_threads=0 (FFmpeg picks 2 threads)
                         instead of 1
-     both               texts-first + decord-2threads
      torch-1thread      torch.set_num_threads(1) for the call (the decode thread gets a core of its own)
      batch-16           batch_size=16 (smaller decode chunks: the pipeline fills sooner, shorter tail)
      opencv-backend     backend="opencv" (a documented library option, not a patch): OpenCV's FFmpeg
                         reads forward with its default decoder threads
    Each runs --repeat times, interleaved, best reported with the other processes' CPU share.
-4. With --xclip: X-CLIP base/32 on the same clip (segments, window 8 s, stride 8 s): a timeline of the
-   decoder reads of the library as it is, and an experiment "forward-order" (spans processed in the
-   order the decoder reaches their last frame, the whole-clip span's frames picked up as the decoder
-   passes them), with a check that the features are identical.
+4. With --xclip: X-CLIP base/32 on the same clip (segments, window 8 s, stride 8 s): the decoder
+   reads of one classify call, and its time.
    Before each measurement the script waits (up to --quiet-wait s) for other processes to go idle.
 """
 
@@ -33,7 +28,6 @@ import argparse
 import cProfile
 import io
 import pstats
-import queue
 import sys
 import threading
 import time
@@ -64,7 +58,6 @@ def main(argv=None) -> int:
     hf_logging.set_verbosity_error()
     import actionzs
     import actionzs.classifier as classifier_mod
-    import actionzs.stream as stream_mod
     import actionzs.video as video_mod
     from actionzs.classifier import ZeroShotVideoClassifier
     from actionzs.config import load_config
@@ -148,59 +141,6 @@ def main(argv=None) -> int:
         return xclip_section(args, video) if args.xclip else 0
 
     # -- 3. experiments (monkeypatched here only) ---------------------------------------------------
-    def prefetch_eager(items, path, timeout, depth=2, on_start=None):
-        """actionzs.stream.prefetch, but the producer starts at once and `on_start` runs meanwhile."""
-        box: queue.Queue = queue.Queue(maxsize=depth)
-        stop = threading.Event()
-        done = object()
-
-        def produce():
-            try:
-                for item in items:
-                    while not stop.is_set():
-                        try:
-                            box.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                box.put(done)
-            except BaseException as exc:
-                box.put(exc)
-
-        threading.Thread(target=produce, name=f"actionzs-decode:{path}", daemon=True).start()
-        if on_start is not None:
-            on_start()
-
-        def drain():
-            try:
-                while True:
-                    item = box.get(timeout=timeout)
-                    if item is done:
-                        return
-                    if isinstance(item, BaseException):
-                        raise item
-                    yield item
-            finally:
-                stop.set()
-
-        return drain()
-
-    pending_texts: list = []
-
-    def texts_first_prefetch(items, path, timeout, depth=2):
-        def encode_texts():
-            for classifier, labels_, run in pending_texts:
-                with classifier._text_lock:
-                    classifier.texts.embed_labels(labels_, run.hypothesis_template)
-            pending_texts.clear()
-        return prefetch_eager(items, path, timeout, depth, on_start=encode_texts)
-
-    class TextsFirst(ZeroShotVideoClassifier):
-        def classify(self, video, candidate_labels, **options):
-            labels_, run = self.prepare(candidate_labels, **options)
-            pending_texts.append((self, labels_, run))
-            return self.score(self.embeddings_for(video, run), labels_, run)
-
     def decord_reader_2threads(self, size):
         dims = video_mod.resize_dims(self.height, self.width, size)
         if dims not in self._readers:
@@ -209,19 +149,14 @@ def main(argv=None) -> int:
         return self._readers[dims]
 
     original_reader = video_mod._DecordReader._reader
-    original_prefetch = classifier_mod.prefetch
 
     def run(name: str):
-        texts_first = name in ("texts-first", "both")
-        classifier_mod.prefetch = texts_first_prefetch if texts_first else original_prefetch
-        video_mod._DecordReader._reader = decord_reader_2threads if name in ("decord-2threads", "both") else original_reader
+        video_mod._DecordReader._reader = decord_reader_2threads if name == "decord-2threads" else original_reader
         threads = torch.get_num_threads()
         if name == "torch-1thread":
             torch.set_num_threads(1)
         try:
-            if texts_first:
-                clf_ = TextsFirst(encoder, clf.options, batch_size=32)
-            elif name == "opencv-backend":
+            if name == "opencv-backend":
                 clf_ = ZeroShotVideoClassifier(encoder, clf.options, batch_size=32, backend="opencv")
             else:
                 clf_ = fresh(16 if name == "batch-16" else 32)
@@ -231,10 +166,9 @@ def main(argv=None) -> int:
             return sw.timing
         finally:
             torch.set_num_threads(threads)
-            classifier_mod.prefetch = original_prefetch
             video_mod._DecordReader._reader = original_reader
 
-    names = ["as-is", "texts-first", "decord-2threads", "both", "torch-1thread", "batch-16", "opencv-backend"]
+    names = ["as-is", "decord-2threads", "torch-1thread", "batch-16", "opencv-backend"]
     series = {n: _bench.Series(n) for n in names}
     for name in names:
         run(name)  # warm-up of each variant
@@ -250,56 +184,7 @@ def main(argv=None) -> int:
     return xclip_section(args, video) if args.xclip else 0
 
 
-def embed_clips_forward(self, video, run):
-    """EXPERIMENT: ZeroShotVideoClassifier._embed_clips with the spans processed in the order the decoder
-    reaches their last frame, and every frame any remaining span needs decoded when the decoder passes
-    it (kept only while a remaining span needs it). The library processes spans in list order, whole
-    clip first, so its first batch decodes to the end of the file and later batches seek back."""
-    import numpy as np
-    import torch
-
-    import actionzs.classifier as classifier_mod
-    from actionzs import sampling
-    from actionzs.embeddings import ClipEmbeddings
-
-    frames = self.encoder.frames_per_clip
-    spans = self._clip_spans(video.duration, run)
-    per_span = np.stack([sampling.uniform(video.timeline, frames, s.start_seconds, s.end_seconds).indices for s in spans])
-    order = np.argsort(per_span.max(axis=1), kind="stable")
-    clips_per_batch = max(1, self.batch_size // frames)
-    preprocess = self.encoder.preprocessor
-
-    def batches():
-        held = {}
-        for start in range(0, len(order), clips_per_batch):
-            chosen = order[start : start + clips_per_batch]
-            wanted = per_span[chosen]
-            later = per_span[order[start:]]
-            new = np.unique(later[later <= wanted.max()])
-            new = new[~np.isin(new, list(held))]
-            if len(new):
-                for chunk in video.iter_frames(new, preprocess.decode_size, chunk=self.batch_size):
-                    held.update(zip(chunk.indices.tolist(), preprocess(chunk.data)))
-            yield chosen, torch.stack([torch.stack([held[i] for i in row]) for row in wanted.tolist()])
-            needed = set(per_span[order[start + clips_per_batch :]].ravel().tolist())
-            held = {i: x for i, x in held.items() if i in needed}
-
-    features, positions = [], []
-    for chosen, pixels in classifier_mod.prefetch(batches(), video.path, self.decode_timeout):
-        features.append(self.encoder.embed_clips(pixels))
-        positions.append(chosen)
-    back = np.argsort(np.concatenate(positions))
-    return ClipEmbeddings(
-        np.array([[s.start_seconds, s.end_seconds] for s in spans]),
-        torch.cat([f["video"] for f in features]).cpu().numpy()[back],
-        torch.cat([f["visual"] for f in features]).cpu().numpy()[back],
-        per_span, video.duration, self.model, video.path,
-    )
-
-
 def xclip_section(args, video: str) -> int:
-    import numpy as np
-
     import actionzs
     import actionzs.video as video_mod
     from actionzs.classifier import ZeroShotVideoClassifier
@@ -309,13 +194,7 @@ def xclip_section(args, video: str) -> int:
     labels = _models.LABELS_20
     clf = actionzs.pipeline(str(_models.xclip_b32()), hypothesis_template=tuple(settings["hypothesis_template"]),
                             top_k=settings["top_k"], segments=True, window=8.0, stride=8.0)
-
-    class ForwardOrder(ZeroShotVideoClassifier):
-        _embed_clips = embed_clips_forward
-
-    library = ZeroShotVideoClassifier(clf.encoder, clf.options).embed(video)  # also the warm-up
-    candidate = ForwardOrder(clf.encoder, clf.options).embed(video)
-    same = np.array_equal(library.video, candidate.video) and np.array_equal(library.visual, candidate.visual)
+    ZeroShotVideoClassifier(clf.encoder, clf.options).classify(video, labels)  # warm-up
     reads: list[str] = []
     original = video_mod._DecordReader.read
 
@@ -323,25 +202,21 @@ def xclip_section(args, video: str) -> int:
         reads.append(f"{indices[0]}..{indices[-1]} ({len(indices)} frames)")
         return original(self, indices, size)
 
-    print("\n4. X-CLIP base/32, segments window 8 s stride 8 s: decoder reads per classify call")
-    for name, cls in (("library", ZeroShotVideoClassifier), ("forward-order", ForwardOrder)):
-        video_mod._DecordReader.read = logged
-        reads.clear()
-        cls(clf.encoder, clf.options).classify(video, labels)
+    video_mod._DecordReader.read = logged
+    try:
+        ZeroShotVideoClassifier(clf.encoder, clf.options).classify(video, labels)
+    finally:
         video_mod._DecordReader.read = original
-        print(f"  {name:14s} " + ", ".join(reads))
-    series = {n: _bench.Series(n) for n in ("library", "forward-order")}
+    print("\n4. X-CLIP base/32, segments window 8 s stride 8 s: decoder reads of one classify call")
+    print("  " + ", ".join(reads))
+    series = _bench.Series("library")
     for _ in range(args.repeat):
-        for name, cls in (("library", ZeroShotVideoClassifier), ("forward-order", ForwardOrder)):
-            _bench.wait_quiet(args.quiet_wait, window=1.0)
-            with _bench.Stopwatch() as sw:
-                cls(clf.encoder, clf.options).classify(video, labels)
-            series[name].add(sw.timing)
-    base = series["library"].best.wall
-    rows = [[n, f"{s.best.wall:.2f}", f"{s.best.wall / base:.2f}", f"{s.best.cpu:.2f}", f"{100 * s.best.others:.0f}%", s.walls()]
-            for n, s in series.items()]
-    print(f"  features identical to the library's: {same}")
-    print(_bench.table(rows, ["variant", "wall s", "vs library", "CPU s", "others", "all runs (wall s)"]))
+        _bench.wait_quiet(args.quiet_wait, window=1.0)
+        with _bench.Stopwatch() as sw:
+            ZeroShotVideoClassifier(clf.encoder, clf.options).classify(video, labels)
+        series.add(sw.timing)
+    print(f"  classify: best {series.best.wall:.2f} s wall, {series.best.cpu:.2f} CPU s, others "
+          f"{100 * series.best.others:.0f}%; all runs {series.walls()}")
     return 0
 
 

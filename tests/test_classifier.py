@@ -263,6 +263,32 @@ def test_frames_are_embedded_once_and_reused_across_labels_and_windows(clips, op
     assert len(opens) == 1
 
 
+class OrderedSceneEncoder(SceneEncoder):
+    """Also records the order of text and frame encoding."""
+
+    def __init__(self):
+        super().__init__()
+        self.order: list[str] = []
+
+    def embed_frames(self, pixels: torch.Tensor) -> torch.Tensor:
+        self.order.append("frames")
+        return super().embed_frames(pixels)
+
+    def embed_texts(self, texts: list[str]) -> torch.Tensor:
+        self.order.append("texts")
+        return super().embed_texts(texts)
+
+
+def test_labels_are_encoded_while_the_first_frames_decode(clips):
+    encoder = OrderedSceneEncoder()
+    clf = ZeroShotVideoClassifier(encoder, SEGMENTS, batch_size=8)
+    first = clf(clips["scenes"], candidate_labels=SCENES)
+    assert encoder.order == ["texts", "frames", "frames", "frames"]  # 24 frames in batches of 8
+    assert first == make(SEGMENTS)(clips["scenes"], candidate_labels=SCENES)  # same result as before
+    clf(clips["scenes"], candidate_labels=["scene 2", "a new label"])  # embedded already: a new text only
+    assert encoder.order[4:] == ["texts"]
+
+
 def test_fps_above_the_video_rate_takes_each_frame_once(clips):
     clf = make(SEGMENTS)
     out = clf(clips["scenes"], candidate_labels=SCENES, fps=25)
@@ -581,5 +607,6 @@ def test_xclip_segments_follow_the_windows_and_decode_each_frame_once(xclip_dir,
     for span, row in zip(spans, embeddings.indices[1:]):
         assert np.all((row >= span.start_seconds * 10) & (row < span.end_seconds * 10))
     assert len(requested) == len(set(requested)), "a frame was decoded twice"
+    assert requested == sorted(requested), "the decoder went back (spans not taken in decoder order)"
     assert set(requested) == set(embeddings.indices.ravel().tolist())
     assert len(requested) < embeddings.indices.size  # the overlap really was shared

@@ -62,6 +62,21 @@ def test_the_producer_stops_when_the_consumer_does():
     assert len(made) < 10  # bounded by the queue, not the length of the input
 
 
+def test_meanwhile_runs_in_the_consumer_while_the_producer_works():
+    produced = threading.Event()
+    seen = []
+
+    def items():
+        produced.set()
+        yield 1
+
+    def meanwhile():
+        seen.append((threading.current_thread() is threading.main_thread(), produced.wait(timeout=5)))
+
+    assert list(prefetch(items(), "v.mp4", timeout=5, meanwhile=meanwhile)) == [1]
+    assert seen == [(True, True)]  # in this thread, once, and the producer had started meanwhile
+
+
 def test_bounded_call_returns_or_times_out():
     assert bounded_call(lambda: 42, "v.mp4", timeout=5) == 42
     with pytest.raises(VideoDecodeError, match="stalled"):
