@@ -47,17 +47,18 @@ class FramePreprocessor:
         self.std = torch.tensor(ip.image_std, dtype=torch.float32).view(1, 3, 1, 1)
 
     def __call__(self, frames: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
         height, width = x.shape[-2:]
         target = resize_dims(height, width, self.decode_size)
         if target != (height, width):
-            x = F.interpolate(x, size=target, mode="bicubic", antialias=True, align_corners=False)
+            x = F.interpolate(x.float(), size=target, mode="bicubic", antialias=True, align_corners=False)
             x = x.round_().clamp_(0, 255)
         if self.crop is not None:
-            x = _centre_crop(x, *self.crop)
-        x = x * self.scale
+            x = _centre_crop(x, *self.crop)  # still uint8 when the decoder resized: a quarter of the bytes
+        x = x.float() if x.dtype != torch.float32 else x.clone()  # one float copy, then in place
+        x.mul_(self.scale)
         if self.normalize:
-            x = (x - self.mean) / self.std
+            x.sub_(self.mean).div_(self.std)
         return x
 
     def __repr__(self) -> str:
