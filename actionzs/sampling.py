@@ -111,9 +111,10 @@ def at_fps(timeline: Timeline, rate: float, start: float = 0.0, end: float | Non
 
 
 def windows(duration: float, length: float, stride: float) -> list[Span]:
-    """Spans of `length` seconds every `stride` seconds tiling [0, duration); the last is clipped.
+    """Spans of `length` seconds every `stride` seconds over [0, duration); the last is clipped.
 
-    A video shorter than one window gives the single span [0, duration).
+    A video shorter than one window gives the single span [0, duration). A stride longer than the
+    window leaves gaps between spans, and no span starts at or after the end.
     """
     if not length > 0 or not stride > 0:
         raise ValueError(f"window length and stride must be positive, got length={length} stride={stride}")
@@ -123,9 +124,9 @@ def windows(duration: float, length: float, stride: float) -> list[Span]:
     while True:
         end = min(start + length, duration)
         spans.append(Span(start, end))
-        if end >= duration - 1e-9:
-            return spans
         start += stride
+        if end >= duration - 1e-9 or start >= duration - 1e-9:
+            return spans
 
 
 def frames_in(sample_pts: np.ndarray, spans: list[Span]) -> np.ndarray:

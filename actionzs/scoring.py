@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -12,23 +14,58 @@ from .sampling import Span, frames_in
 POOLINGS = ("mean", "max")
 
 
+#: Mean pooling sums each window's frames directly unless the windows hold, in all, more than this
+#: many times (frames + windows) frames; then float64 prefix sums, O(frames + windows), do less work.
+DIRECT_SUM_LIMIT = 64
+
+
+def _acknowledge_sparse_csr_beta() -> None:
+    """torch warns once per process that sparse CSR tensors are beta; the one product used here
+    (window weights times dense rows) is stable, so take that warning here, not in users' output."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        empty = torch.zeros(0, dtype=torch.int64)
+        torch.sparse_csr_tensor(torch.zeros(2, dtype=torch.int64), empty, torch.zeros(0), size=(1, 1), check_invariants=False)
+
+
+_acknowledge_sparse_csr_beta()
+
+
 def pool(vectors: np.ndarray, ranges: np.ndarray, pooling: str = "mean") -> torch.Tensor:
     """Unit-length pooled vectors [S, D], one per [first, last) range of rows of `vectors` [T, D].
 
     "mean" averages the frame embeddings (the strong zero-shot default); "max" takes each
-    dimension's maximum. Means use float64 prefix sums, so overlapping windows cost O(T + S), not
-    O(T * S); the sums run along contiguous memory (transposed), which is several times faster.
+    dimension's maximum.
     """
     if pooling == "mean":
-        prefix = np.zeros((vectors.shape[1], len(vectors) + 1))
-        np.cumsum(np.ascontiguousarray(vectors.T), axis=1, dtype=np.float64, out=prefix[:, 1:])
-        first, last = ranges[:, 0], ranges[:, 1]
-        pooled = torch.from_numpy(((prefix[:, last] - prefix[:, first]) / (last - first)).T.astype(np.float32))
+        counts = ranges[:, 1] - ranges[:, 0]
+        if counts.sum() <= DIRECT_SUM_LIMIT * (len(vectors) + len(ranges)):
+            pooled = _direct_means(vectors, ranges, counts)
+        else:
+            pooled = _prefix_means(vectors, ranges, counts)
     elif pooling == "max":
         pooled = torch.from_numpy(np.stack([vectors[a:b].max(axis=0) for a, b in ranges.tolist()]))
     else:
         raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
     return pooled / pooled.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+def _direct_means(vectors: np.ndarray, ranges: np.ndarray, counts: np.ndarray) -> torch.Tensor:
+    """One sparse product: a [S, T] matrix holding 1/count over each window's frames."""
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    columns = np.arange(offsets[-1]) + np.repeat(ranges[:, 0] - offsets[:-1], counts)
+    weights = torch.from_numpy(np.repeat(1.0 / counts, counts).astype(np.float32))
+    matrix = torch.sparse_csr_tensor(
+        torch.from_numpy(offsets), torch.from_numpy(columns), weights, size=(len(ranges), len(vectors)), check_invariants=False
+    )
+    return matrix @ torch.from_numpy(np.ascontiguousarray(vectors, np.float32))
+
+
+def _prefix_means(vectors: np.ndarray, ranges: np.ndarray, counts: np.ndarray) -> torch.Tensor:
+    """Differences of float64 prefix sums; the sums run along contiguous memory (transposed)."""
+    prefix = np.zeros((vectors.shape[1], len(vectors) + 1))
+    np.cumsum(np.ascontiguousarray(vectors.T), axis=1, dtype=np.float64, out=prefix[:, 1:])
+    return torch.from_numpy(((prefix[:, ranges[:, 1]] - prefix[:, ranges[:, 0]]) / counts).T.astype(np.float32))
 
 
 def pooled_frames(

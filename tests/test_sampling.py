@@ -247,6 +247,9 @@ def test_windows_last_window_ends_exactly_at_duration():
 
 def test_windows_stride_longer_than_length_leaves_gaps():
     assert windows(10.0, 2.0, 4.0) == spans([(0, 2), (4, 6), (8, 10)])
+    assert windows(13.0, 2.0, 5.0) == spans([(0, 2), (5, 7), (10, 12)])  # no span starts past the end
+    assert windows(10.5, 2.0, 5.0) == spans([(0, 2), (5, 7), (10, 10.5)])
+    assert windows(300.0, 2.0, 5.0)[-1] == Span(295.0, 297.0)
 
 
 def test_windows_video_shorter_than_one_window_gives_the_whole_video():
