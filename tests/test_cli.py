@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
@@ -770,6 +771,28 @@ def test_help_lists_every_option(command):
 def test_version():
     done = subprocess.run(cli_command("--version"), capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert done.returncode == 0 and re.fullmatch(r"actionzs \d+\.\d+\.\d+\S*\n", done.stdout)
+
+
+_WAIT_POLICY_PROBE = """
+import os, sys
+from actionzs.cli import main
+loaded = "torch" in sys.modules
+main(["probe", sys.argv[1]])
+import torch
+print(loaded, os.environ.get("OMP_WAIT_POLICY"))
+"""
+
+
+@pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_cli_keeps_idle_encoder_threads_from_spinning(media, preset, expected):
+    """Set before torch loads (it reads the variable then); a value the user chose is kept."""
+    env = {k: v for k, v in subprocess_env().items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    done = subprocess.run([sys.executable, "-c", _WAIT_POLICY_PROBE, str(media["a"])], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == f"False {expected}"
 
 
 def test_unknown_option_is_a_usage_error(capsys, media):
