@@ -3,11 +3,13 @@ generated clips whose frames carry their own index."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "videos"
+#: Real sample footage: ACTIONZS_SAMPLE_VIDEOS, else a `shared/videos` folder beside the clone.
+SAMPLE_VIDEOS = Path(os.environ.get("ACTIONZS_SAMPLE_VIDEOS") or Path(__file__).resolve().parents[2] / "shared" / "videos")
 
 
 def _tokenizer():
@@ -88,7 +90,7 @@ def xclip_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def shared_videos() -> Path:
-    """The sample footage folder next to the repository; tests using it skip where it is absent."""
-    if not SHARED_VIDEOS.is_dir() or not any(SHARED_VIDEOS.iterdir()):
-        pytest.skip(f"sample footage folder {SHARED_VIDEOS} is absent")
-    return SHARED_VIDEOS
+    """The sample footage folder; tests using it skip where it is absent."""
+    if not SAMPLE_VIDEOS.is_dir() or not any(SAMPLE_VIDEOS.iterdir()):
+        pytest.skip(f"sample footage folder {SAMPLE_VIDEOS} is absent")
+    return SAMPLE_VIDEOS
