@@ -20,8 +20,9 @@ actionzs  `clf.classify(video, labels)` on a fresh classifier (empty embedding a
 CLI       `actionzs.cli.main(["classify", VIDEO, "--model", DIR, "--segments", "--fps", "1", "-l", ...,
           "--format", "json", "-o", FILE])` in this process (includes the model load; imports and
           oneDNN kernels are already warm), and the same command in a fresh process (everything cold).
-          The output goes to a file under benchmarks/out/, not /dev/null: `-o` writes atomically
-          (temporary file + rename), and as root a rename onto /dev/null would replace the device node.
+          The output goes to a file under benchmarks/out/. The `actionzs` command sets
+          OMP_WAIT_POLICY=PASSIVE before torch loads; this process has loaded torch already, so run
+          the script with OMP_WAIT_POLICY=PASSIVE set to measure the in-process rows the same way.
 limit     the image encoder's forward alone on the same frames, already decoded and preprocessed:
           CLIPModel.get_image_features in batches of 32 under torch.inference_mode, in bfloat16 (what
           actionzs picks on a CPU with AVX512-BF16/AMX) and float32. X-CLIP: XCLIPModel.get_video_features
