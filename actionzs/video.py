@@ -107,29 +107,57 @@ def _missing_mp4_index(path: str, said: str) -> bool:
         return handle.read(12)[4:8] == b"ftyp"
 
 
-_STDERR_LOCK = threading.Lock()
-
-
-@contextmanager
-def _decoder_output_to_log() -> Iterator[list[str]]:
+class _StderrSink:
     """Decoder libraries print warnings straight to file descriptor 2 ("moov atom not found", source
-    paths and line numbers); send them to the debug log instead of the user's terminal. The list
-    yielded holds what was said once the block ends (for error messages)."""
-    said: list[str] = []
-    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(sink.fileno(), 2)
+    paths and line numbers); while any decoder call runs, fd 2 goes to one temporary file instead of
+    the user's terminal. Reference-counted, so decoders in several threads still run at once."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._users = 0
+        self._file = None
+        self._saved = -1
+
+    @contextmanager
+    def capture(self) -> Iterator[list[str]]:
+        """The list yielded holds, once the block ends, what was printed meanwhile (by this call,
+        or by another decoder running at the same time); it also goes to the debug log."""
+        with self._lock:
+            if not self._users:
+                sys.stderr.flush()
+                self._file = tempfile.TemporaryFile()
+                self._saved = os.dup(2)
+                os.dup2(self._file.fileno(), 2)
+            self._users += 1
+            fd = self._file.fileno()
+            start = os.lseek(fd, 0, os.SEEK_END)
+        said: list[str] = []
         try:
             yield said
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            text = sink.read().decode("utf-8", "replace").strip()
+            with self._lock:
+                text = os.pread(fd, os.lseek(fd, 0, os.SEEK_END) - start, start).decode("utf-8", "replace").strip()
+                self._users -= 1
+                if not self._users:
+                    self._restore()
             if text:
                 said.append(text)
                 log.debug("decoder output: %s", text[-2000:])
+
+    def _restore(self) -> None:
+        os.dup2(self._saved, 2)
+        os.close(self._saved)
+        self._file.close()
+        self._file, self._saved = None, -1
+
+    def after_fork_in_child(self) -> None:
+        """A thread of the parent may have been capturing at the fork: give the child its stderr back."""
+        if self._users:
+            self._restore()
+        self.__init__()
+
+
+_STDERR = _StderrSink()
 
 
 class _DecordReader:
@@ -348,7 +376,7 @@ def _open_reader(path: str, backend: str) -> _Reader:
     for name in order:
         said: list[str] = []
         try:
-            with _decoder_output_to_log() as said:
+            with _STDERR.capture() as said:
                 return _DecordReader(path, strict=backend == "auto") if name == "decord" else _OpenCVReader(path)
         except VideoDecodeError as exc:
             reasons.append(f"{name}: {exc.reason}")
@@ -372,8 +400,7 @@ _INHERITED_READERS: list = []
 def _after_fork_in_child() -> None:
     """Locks another thread of the parent held at the fork stay held forever in the child: take
     fresh ones. Pin every inherited decoder; each Video opens its own on its next read."""
-    global _STDERR_LOCK
-    _STDERR_LOCK = threading.Lock()
+    _STDERR.after_fork_in_child()
     for video in list(_LIVE_VIDEOS):
         _INHERITED_READERS.append(video._reader)
         video._lock = threading.Lock()
@@ -489,7 +516,7 @@ class Video:
                 self._reader = _open_reader(self.path, self._reader.name)
                 self._pid = os.getpid()
             try:
-                with _decoder_output_to_log():
+                with _STDERR.capture():
                     return self._reader.read(indices, size)
             except FrameIndexError:
                 raise
@@ -498,12 +525,12 @@ class Video:
                     raise VideoDecodeError(self.path, f"decoding failed: {_decoder_message(exc)}") from None
                 log.warning("%s: decord failed while reading (%s); switching to OpenCV", self.path, _decoder_message(exc))
                 self._reader = self._fallback_reader()
-                with _decoder_output_to_log():
+                with _STDERR.capture():
                     return self._reader.read(indices, size)
 
     def _fallback_reader(self) -> _Reader:
         try:
-            with _decoder_output_to_log():
+            with _STDERR.capture():
                 reader = _OpenCVReader(self.path)
         except VideoDecodeError:
             raise

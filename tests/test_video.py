@@ -4,6 +4,7 @@ pixels carry their own frame index, and checked on the sample footage folder whe
 from __future__ import annotations
 
 import gc
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +16,7 @@ from actionzs import sampling
 from actionzs.errors import FrameIndexError, VideoDecodeError
 from actionzs.frames import FrameBatch
 from actionzs.testing import draw_frame, read_index, read_scene, write_clip
-from actionzs.video import MAX_CHUNK_FRAMES, Video, image_video, open_video
+from actionzs.video import _STDERR, MAX_CHUNK_FRAMES, Video, image_video, open_video
 
 from helpers_video import BACKENDS, decode_first, encode, indices_of, run_in_fork
 
@@ -484,6 +485,30 @@ def test_forked_while_another_thread_reads(gop50, backend):
         stop.set()
         reader.join()
     assert results == [[60, 7]] * 3
+
+
+def test_decoder_output_is_kept_off_the_terminal_without_serialising_decoders(capfd):
+    said = {}
+    both_inside = threading.Barrier(2)
+
+    def decoder(name: str) -> None:
+        with _STDERR.capture() as text:
+            both_inside.wait(timeout=5)  # a capture that serialised decoders would break this barrier
+            os.write(2, f"decoder {name} complains\n".encode())
+            both_inside.wait(timeout=5)
+        said[name] = text
+
+    threads = [threading.Thread(target=decoder, args=(name,)) for name in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert set(said) == {"a", "b"}
+    for text in said.values():  # each call sees what was printed while it ran
+        assert "decoder a complains" in text[0] and "decoder b complains" in text[0]
+    os.write(2, b"after the decoders\n")
+    err = capfd.readouterr().err
+    assert "after the decoders" in err and "complains" not in err  # fd 2 is the terminal's again
 
 
 def test_reading_a_closed_video_is_a_clear_error(gop50, backend):
