@@ -12,7 +12,7 @@ import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -27,7 +27,7 @@ from .models import DEFAULT_MODEL, Encoder, load_encoder
 from .options import RunOptions
 from .prompts import Label, TextEmbeddingCache, parse_labels
 from .scoring import pooled_frames, ranked, ranked_rows
-from .stream import DECODE_TIMEOUT, bounded_call, prefetch
+from .stream import DECODE_TIMEOUT, bounded_call, ordered_map, prefetch
 from .video import Video, image_video, open_video
 
 
@@ -86,13 +86,16 @@ class ZeroShotVideoClassifier:
         *,
         batch_size: int = 32,
         backend: str = "auto",
+        decode_workers: int = 1,
         decode_timeout: float = DECODE_TIMEOUT,
         cache_videos: int = 32,
     ):
+        _check_workers(decode_workers)
         self.encoder = encoder
         self.options = options or RunOptions()
         self.batch_size = batch_size
         self.backend = backend
+        self.decode_workers = decode_workers
         self.decode_timeout = decode_timeout
         self.texts = TextEmbeddingCache(encoder)
         self._text_lock = threading.Lock()
@@ -213,10 +216,7 @@ class ZeroShotVideoClassifier:
         sample = sampling.at_fps(timeline, value) if kind == "fps" else sampling.uniform(timeline, value)
         # A frame sampled twice (uniform sampling of a short video) is embedded once and counted twice.
         unique, where = np.unique(sample.indices, return_inverse=True)
-        preprocess = self.encoder.preprocessor
-        batches = (
-            preprocess(frames.data) for frames in video.iter_frames(unique, preprocess.decode_size, chunk=self.batch_size)
-        )
+        batches = self._frame_batches(video, unique)
         vectors = np.concatenate([
             self.encoder.embed_frames(pixels).cpu().numpy()
             for pixels in prefetch(batches, video.path, self.decode_timeout, meanwhile=meanwhile)
@@ -224,6 +224,31 @@ class ZeroShotVideoClassifier:
         return FrameEmbeddings(
             vectors[where], sample.indices, sample.pts_seconds, video.duration, self.model, video.path, {plan[0]: plan[1]}
         )
+
+    def _frame_batches(self, video: Video, indices: np.ndarray) -> Iterator[torch.Tensor]:
+        """Preprocessed batches of the frames at `indices`, in order. With several decode workers,
+        each batch is read by one of them, every worker with a decoder of its own on the file."""
+        preprocess = self.encoder.preprocessor
+        size = preprocess.decode_size
+        if self.decode_workers == 1 or video.backend == "image" or len(indices) <= self.batch_size:
+            for frames in video.iter_frames(indices, size, chunk=self.batch_size):
+                yield preprocess(frames.data)
+            return
+        local, opened, lock = threading.local(), [], threading.Lock()
+
+        def read(chunk: np.ndarray) -> torch.Tensor:
+            if not hasattr(local, "video"):
+                local.video = open_video(video.path, self.backend)
+                with lock:
+                    opened.append(local.video)
+            return preprocess(local.video.get_frames(chunk, size).data)
+
+        chunks = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
+        try:
+            yield from ordered_map(read, chunks, self.decode_workers)
+        finally:
+            for worker_video in opened:
+                worker_video.close()
 
     def _clip_spans(self, duration: float, run: RunOptions) -> list[sampling.Span]:
         whole = [sampling.Span(0.0, duration)]
@@ -342,15 +367,25 @@ def pipeline(
     *,
     batch_size: int = 32,
     backend: str = "auto",
+    decode_workers: int = 1,
     **options,
 ) -> ZeroShotVideoClassifier:
     """Load `model` (hub id or local checkpoint directory) and return a ready classifier.
 
-    `options` set the defaults of every call (see `RunOptions`): fps, num_frames, window, stride,
-    pooling, hypothesis_template, top_k, segments, events.
+    `decode_workers` > 1 decodes that many batches at once, each with its own decoder: worth it when
+    the encoder outruns one decoder (a GPU, or many cores). `options` set the defaults of every call
+    (see `RunOptions`): fps, num_frames, window, stride, pooling, hypothesis_template, top_k,
+    segments, events.
     """
     run = RunOptions().updated(**options)  # validate before the (slow) model load
-    return ZeroShotVideoClassifier(load_encoder(model, device, dtype), run, batch_size=batch_size, backend=backend)
+    _check_workers(decode_workers)
+    encoder = load_encoder(model, device, dtype)
+    return ZeroShotVideoClassifier(encoder, run, batch_size=batch_size, backend=backend, decode_workers=decode_workers)
+
+
+def _check_workers(decode_workers) -> None:
+    if isinstance(decode_workers, bool) or not isinstance(decode_workers, int) or decode_workers < 1:
+        raise InvalidInputError(f"decode_workers must be a whole number >= 1, got {decode_workers!r}")
 
 
 __all__ = ["VideoResult", "ZeroShotVideoClassifier", "pipeline"]

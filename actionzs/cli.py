@@ -41,6 +41,8 @@ def _model_options() -> argparse.ArgumentParser:
     model.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="model precision")
     model.add_argument("--backend", choices=("auto", "decord", "opencv"), help="video decoder")
     model.add_argument("--batch-size", type=int, metavar="N", help="frames per image-encoder call")
+    model.add_argument("--decode-workers", type=int, metavar="N",
+                       help="batches decoded at once, each by its own decoder (more with a GPU or many cores)")
     sampling = parent.add_argument_group("sampling and scoring")
     sampling.add_argument("--fps", type=float, metavar="R", help="frames per second embedded (segments on)")
     sampling.add_argument("--num-frames", type=int, metavar="N", help="frames for the clip score (segments off)")
@@ -112,7 +114,7 @@ def _settings(args) -> dict:
     from .config import load_config
 
     settings = load_config(args.config)
-    for key in ("model", "device", "dtype", "backend", "batch_size", *_RUN_KEYS):
+    for key in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", *_RUN_KEYS):
         if getattr(args, key, None) is not None:
             settings[key] = getattr(args, key)
     settings["events"] = {**settings["events"], **{k: getattr(args, k) for k in _EVENT_KEYS if getattr(args, k) is not None}}
@@ -143,8 +145,9 @@ def _validated(args, **forced):
     run = RunOptions(**{k: settings[k] for k in _RUN_KEYS}, events=events_from(settings["events"]))
     if settings["backend"] not in ("auto", "decord", "opencv"):
         raise InvalidInputError(f"backend must be auto, decord or opencv; got {settings['backend']!r}")
-    if not isinstance(settings["batch_size"], int) or settings["batch_size"] < 1:
-        raise InvalidInputError(f"batch_size must be a whole number >= 1, got {settings['batch_size']!r}")
+    for key in ("batch_size", "decode_workers"):
+        if isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 1:
+            raise InvalidInputError(f"{key} must be a whole number >= 1, got {settings[key]!r}")
     _check_output(getattr(args, "output", None))
     _make_folder(args.save_embeddings)
     return settings, labels, run
@@ -168,7 +171,9 @@ def _classifier(settings: dict, run):
     from .models import load_encoder
 
     encoder = load_encoder(settings["model"], settings["device"], settings["dtype"])
-    return ZeroShotVideoClassifier(encoder, run, batch_size=settings["batch_size"], backend=settings["backend"])
+    return ZeroShotVideoClassifier(
+        encoder, run, batch_size=settings["batch_size"], backend=settings["backend"], decode_workers=settings["decode_workers"]
+    )
 
 
 def _make_folder(folder: str | None) -> None:

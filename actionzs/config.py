@@ -14,14 +14,14 @@ from .errors import InvalidInputError
 _PRESET_DIRS = (Path(__file__).parent / "configs", Path(__file__).parent.parent / "configs")
 
 KEYS = frozenset({
-    "model", "device", "dtype", "backend", "batch_size", "fps", "num_frames", "window", "stride",
+    "model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "num_frames", "window", "stride",
     "pooling", "hypothesis_template", "top_k", "segments", "events", "labels_file",
 })
 
 
 _NUMBER = (int, float)
 _TYPES = {
-    "model": str, "device": str, "dtype": str, "backend": str, "batch_size": int, "fps": _NUMBER,
+    "model": str, "device": str, "dtype": str, "backend": str, "batch_size": int, "decode_workers": int, "fps": _NUMBER,
     "num_frames": int, "window": _NUMBER, "stride": _NUMBER, "pooling": str, "hypothesis_template": (str, list),
     "top_k": int, "segments": bool, "events": dict, "labels_file": str,
 }

@@ -12,12 +12,15 @@ import os
 import platform
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 from .errors import VideoDecodeError
 
 T = TypeVar("T")
+R = TypeVar("R")
 _DONE = object()
 #: Seconds one decoder call (opening a file, or one batch of frames) may take before it is an error.
 DECODE_TIMEOUT = 300.0
@@ -106,3 +109,22 @@ def bounded_call(fn: Callable[[], T], path: str, timeout: float) -> T:
         yield fn()
 
     return next(prefetch(once(), path, timeout, depth=1))
+
+
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int, name: str = "actionzs-decode") -> Iterator[R]:
+    """`map(fn, items)` on `workers` threads, in order, with at most `workers + 1` results in flight.
+
+    Closing the iterator cancels what has not started and waits for what has.
+    """
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+

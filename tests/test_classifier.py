@@ -289,6 +289,26 @@ def test_labels_are_encoded_while_the_first_frames_decode(clips):
     assert encoder.order[4:] == ["texts"]
 
 
+@pytest.mark.parametrize("backend", ["decord", "opencv"])
+def test_several_decode_workers_give_the_same_result_and_read_each_frame_once(clips, opens, backend):
+    if backend == "decord":
+        pytest.importorskip("decord")
+    serial = make(SEGMENTS, batch_size=4, backend=backend)
+    expected = serial(clips["scenes"], candidate_labels=SCENES)
+    parallel = make(SEGMENTS, batch_size=4, backend=backend, decode_workers=3)
+    got = parallel(clips["scenes"], candidate_labels=SCENES)
+    assert got == expected
+    sampled = sampling.at_fps(sampling.Timeline.constant_rate(120, 10.0), 2.0).indices.tolist()
+    assert parallel.encoder.embedded_indices == sampled  # in order, each frame once (24 frames, 6 batches)
+    assert 2 < len(opens) <= 2 + 3  # each run opens the video once; each worker thread opens its own decoder
+
+
+def test_decode_workers_must_be_a_whole_number_of_at_least_one():
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(InvalidInputError, match="decode_workers must be a whole number >= 1"):
+            make(SEGMENTS, decode_workers=bad)
+
+
 def test_fps_above_the_video_rate_takes_each_frame_once(clips):
     clf = make(SEGMENTS)
     out = clf(clips["scenes"], candidate_labels=SCENES, fps=25)

@@ -126,6 +126,18 @@ def test_classify_json(capsys, media, model, segments):
         assert {e["label"] for e in records[0]["events"]} == set(LABELS)  # threshold -1 on similarity: all on
 
 
+def test_decode_workers_give_the_same_output(capsys, media, model):
+    """Two decoders on one file, batches of 4 frames: the output is the single decoder's."""
+    args = (media["a"], *model, *label_args(), *FAST, "--segments", "--fps", "10", "--batch-size", "4", "--format", "json")
+    outputs = []
+    for workers in ("1", "2"):
+        code, out, err = run_cli(capsys, "classify", *args, "--decode-workers", workers)
+        assert code == 0, err
+        outputs.append(json.loads(out))
+    assert outputs[0] == outputs[1]
+    assert len(outputs[0][0]["segments"]) == 2
+
+
 def test_classify_jsonl_is_one_object_per_line(capsys, media, model):
     code, out, err = run_cli(capsys, "classify", media["a"], media["b"], *model, *label_args(), *FAST, "--format", "jsonl")
     assert code == 0, err
@@ -323,7 +335,7 @@ def test_label_usage_errors(capsys, tmp_path, media, model, args, message):
     "option, value, name",
     [("--stride", "0", "stride"), ("--stride", "-1", "stride"), ("--window", "0", "window"), ("--fps", "0", "fps"),
      ("--top-k", "-1", "top_k"), ("--num-frames", "0", "num_frames"), ("--batch-size", "0", "batch_size"),
-     ("--smooth", "0", "smoothing"), ("--max-gap", "-1", "max_gap")],
+     ("--decode-workers", "0", "decode_workers"), ("--smooth", "0", "smoothing"), ("--max-gap", "-1", "max_gap")],
 )
 def test_bad_options_are_rejected_before_the_model_loads(capsys, tmp_path, media, option, value, name):
     missing_model = tmp_path / "no-such-checkpoint"  # loading it would fail with exit 1

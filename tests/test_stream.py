@@ -12,7 +12,7 @@ import time
 import pytest
 
 from actionzs.errors import VideoDecodeError
-from actionzs.stream import bounded_call, prefetch
+from actionzs.stream import bounded_call, ordered_map, prefetch
 
 
 def test_items_arrive_in_order():
@@ -164,3 +164,42 @@ def test_frame_batches_keep_their_own_mapping_once_frames_stream():
 
     assert mapped("plain") == "False"
     assert mapped("prefetch") == "True"
+
+
+def test_ordered_map_keeps_order_with_bounded_work_in_flight():
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def slow(i: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02 * (i % 3))  # later items often finish first
+        with lock:
+            running[0] -= 1
+        return i * i
+
+    started = []
+    results = []
+    for value in ordered_map(slow, (started.append(i) or i for i in range(20)), workers=3):
+        results.append(value)
+        assert len(started) - len(results) <= 3 + 1  # never more than workers + 1 items taken ahead
+    assert results == [i * i for i in range(20)]
+    assert most[0] <= 3
+
+
+def test_ordered_map_raises_the_error_in_order_and_stops_early():
+    done = []
+
+    def work(i: int) -> int:
+        if i == 2:
+            raise ValueError("item 2 is bad")
+        done.append(i)
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="item 2 is bad"):
+        for value in ordered_map(work, range(100), workers=2):
+            got.append(value)
+    assert got == [0, 1]
+    assert len(done) < 10  # the rest was cancelled, not run
+
