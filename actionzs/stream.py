@@ -2,6 +2,8 @@
 
 The queue holds at most `depth` batches, so memory stays bounded however long the video is, and
 every wait on the decoder is bounded in time: a decoder that stalls becomes an error, not a hang.
+`ordered_map` spreads the decoding over several threads, and `fix_mmap_threshold` keeps the
+batches handed between threads from fragmenting the allocator's heaps.
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ def prefetch(
             put(_DONE)
         except BaseException as exc:  # handed to the consumer, which raises it in its own thread
             put(exc)
+        finally:
+            close = getattr(items, "close", None)  # a generator abandoned early runs its cleanup now
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=produce, name=f"actionzs-decode:{path}", daemon=True)
     worker.start()

@@ -203,3 +203,21 @@ def test_ordered_map_raises_the_error_in_order_and_stops_early():
     assert got == [0, 1]
     assert len(done) < 10  # the rest was cancelled, not run
 
+
+def test_a_producer_abandoned_by_its_consumer_runs_its_cleanup():
+    cleaned = threading.Event()
+
+    def items():
+        try:
+            for i in range(1000):
+                yield i
+        finally:
+            cleaned.set()  # e.g. the decode workers' pool shut down and their decoders closed
+
+    source = items()  # still referenced here, as by a caller's local variable: not freed, not closed
+    with pytest.raises(RuntimeError):
+        for item in prefetch(source, "v.mp4", timeout=5):
+            if item == 3:
+                raise RuntimeError("the encoder failed")
+    assert cleaned.wait(timeout=5)
+
