@@ -336,7 +336,7 @@ def _configure_logging(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     # The encoder's idle OpenMP threads would otherwise spin on the cores the decode thread needs
-    # (about a tenth of a run's CPU on 2 cores). Read when torch loads; a value the user set is kept.
+    # (10-30 % of a run's CPU on 2 cores). Read when torch loads; a value the user set is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     try:
