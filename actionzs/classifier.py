@@ -24,7 +24,7 @@ from .embeddings import ClipEmbeddings, FrameEmbeddings
 from .errors import InvalidInputError
 from .events import find_events
 from .models import DEFAULT_MODEL, Encoder, load_encoder
-from .options import RunOptions
+from .options import RunOptions, check_count
 from .prompts import Label, TextEmbeddingCache, parse_labels
 from .scoring import pooled_frames, ranked, ranked_rows
 from .stream import DECODE_TIMEOUT, bounded_call, ordered_map, prefetch
@@ -90,7 +90,7 @@ class ZeroShotVideoClassifier:
         decode_timeout: float = DECODE_TIMEOUT,
         cache_videos: int = 32,
     ):
-        _check_workers(decode_workers)
+        check_count("decode_workers", decode_workers)
         self.encoder = encoder
         self.options = options or RunOptions()
         self.batch_size = batch_size
@@ -378,14 +378,9 @@ def pipeline(
     segments, events.
     """
     run = RunOptions().updated(**options)  # validate before the (slow) model load
-    _check_workers(decode_workers)
+    check_count("decode_workers", decode_workers)
     encoder = load_encoder(model, device, dtype)
     return ZeroShotVideoClassifier(encoder, run, batch_size=batch_size, backend=backend, decode_workers=decode_workers)
-
-
-def _check_workers(decode_workers) -> None:
-    if isinstance(decode_workers, bool) or not isinstance(decode_workers, int) or decode_workers < 1:
-        raise InvalidInputError(f"decode_workers must be a whole number >= 1, got {decode_workers!r}")
 
 
 __all__ = ["VideoResult", "ZeroShotVideoClassifier", "pipeline"]

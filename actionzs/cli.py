@@ -138,7 +138,7 @@ def _labels(args, settings: dict):
 
 def _validated(args, **forced):
     """(settings, labels, run options), all checked before any output is touched or model loaded."""
-    from .options import RunOptions, events_from
+    from .options import RunOptions, check_count, events_from
 
     settings = {**_settings(args), **forced}
     labels = _labels(args, settings)
@@ -146,8 +146,7 @@ def _validated(args, **forced):
     if settings["backend"] not in ("auto", "decord", "opencv"):
         raise InvalidInputError(f"backend must be auto, decord or opencv; got {settings['backend']!r}")
     for key in ("batch_size", "decode_workers"):
-        if isinstance(settings[key], bool) or not isinstance(settings[key], int) or settings[key] < 1:
-            raise InvalidInputError(f"{key} must be a whole number >= 1, got {settings[key]!r}")
+        check_count(key, settings[key])
     _check_output(getattr(args, "output", None))
     _make_folder(args.save_embeddings)
     return settings, labels, run

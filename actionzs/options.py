@@ -23,6 +23,12 @@ def _positive(name: str, value, integer: bool = False) -> None:
         raise InvalidInputError(f"{name} must be {kind} greater than 0, got {value!r}")
 
 
+def check_count(name: str, value) -> None:
+    """`value` must be an int >= 1: not a bool, not a float such as 2.0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(f"{name} must be a whole number >= 1, got {value!r}")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How frames are sampled, windows laid out and scores reported.
