@@ -25,14 +25,13 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     renaming over it would replace the device or pipe itself.
     """
     path = Path(path)
+    text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
     if path.exists() and not path.is_file():
-        text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with open(path, mode, **text) as handle:
             yield handle
         return
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        text = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with os.fdopen(fd, mode, **text) as handle:
             yield handle
             handle.flush()
