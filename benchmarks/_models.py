@@ -153,61 +153,64 @@ def _build(folder: Path, make) -> Path:
 
 # -- checkpoints -------------------------------------------------------------------------------------
 
-def clip_b32() -> Path:
-    """CLIP ViT-B/32 shapes, random weights (seed 0), float32 safetensors."""
+def _random_checkpoint(name: str, build) -> Path:
+    """A checkpoint with random weights (seed 0), float32 safetensors, and this file's tokenizer:
+    `build(tokenizer)` returns the (model, processor) to save."""
 
     def make(folder: Path) -> None:
         import torch
-        from transformers import CLIPConfig, CLIPModel, CLIPProcessor
-        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
         tokenizer = build_tokenizer(folder / "_tokenizer_src")
         torch.manual_seed(0)
-        config = CLIPConfig(text_config=dict(_TEXT, vocab_size=len(tokenizer)))
-        CLIPModel(config).eval().save_pretrained(folder)
-        CLIPProcessor(CLIPImageProcessorPil(), tokenizer).save_pretrained(folder)
+        model, processor = build(tokenizer)
+        model.eval().save_pretrained(folder)
+        processor.save_pretrained(folder)
         shutil.rmtree(folder / "_tokenizer_src")
 
-    return _build(MODELS / "clip-vit-b32-random", make)
+    return _build(MODELS / name, make)
+
+
+def clip_b32() -> Path:
+    """CLIP ViT-B/32 shapes."""
+
+    def build(tokenizer):
+        from transformers import CLIPConfig, CLIPModel, CLIPProcessor
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
+        config = CLIPConfig(text_config=dict(_TEXT, vocab_size=len(tokenizer)))
+        return CLIPModel(config), CLIPProcessor(CLIPImageProcessorPil(), tokenizer)
+
+    return _random_checkpoint("clip-vit-b32-random", build)
 
 
 def xclip_b32() -> Path:
-    """X-CLIP base/32 shapes (8 frames), random weights (seed 0), float32 safetensors."""
+    """X-CLIP base/32 shapes (8 frames)."""
 
-    def make(folder: Path) -> None:
-        import torch
+    def build(tokenizer):
         from transformers import XCLIPConfig, XCLIPModel, XCLIPProcessor
         from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
 
-        tokenizer = build_tokenizer(folder / "_tokenizer_src")
-        torch.manual_seed(0)
         config = XCLIPConfig(text_config=dict(_TEXT, vocab_size=len(tokenizer)), vision_config=dict(num_frames=8))
-        XCLIPModel(config).eval().save_pretrained(folder)
-        XCLIPProcessor(VideoMAEImageProcessorPil(), tokenizer).save_pretrained(folder)
-        shutil.rmtree(folder / "_tokenizer_src")
+        return XCLIPModel(config), XCLIPProcessor(VideoMAEImageProcessorPil(), tokenizer)
 
-    return _build(MODELS / "xclip-b32-8f-random", make)
+    return _random_checkpoint("xclip-b32-8f-random", build)
 
 
 def tiny_clip() -> Path:
-    """The test suite's tiny CLIP shapes (32 wide, 2 layers, projection 16) with this tokenizer."""
+    """The test suite's tiny CLIP shapes (32 wide, 2 layers, projection 16)."""
 
-    def make(folder: Path) -> None:
-        import torch
+    def build(tokenizer):
         from transformers import CLIPConfig, CLIPModel, CLIPProcessor
         from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-        tokenizer = build_tokenizer(folder / "_tokenizer_src")
-        torch.manual_seed(0)
         text = dict(_TEXT, vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                     num_attention_heads=2)
         vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                       image_size=224, patch_size=32)
-        CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).eval().save_pretrained(folder)
-        CLIPProcessor(CLIPImageProcessorPil(), tokenizer).save_pretrained(folder)
-        shutil.rmtree(folder / "_tokenizer_src")
+        config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
+        return CLIPModel(config), CLIPProcessor(CLIPImageProcessorPil(), tokenizer)
 
-    return _build(MODELS / "clip-tiny-random", make)
+    return _random_checkpoint("clip-tiny-random", build)
 
 
 MODEL_BUILDERS = {"b32": clip_b32, "xclip": xclip_b32, "tiny": tiny_clip}
