@@ -8,13 +8,16 @@ encoding.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
 import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter
 
 import numpy as np
 import torch
@@ -27,7 +30,7 @@ from .models import DEFAULT_MODEL, Encoder, load_encoder
 from .options import RunOptions, check_count
 from .prompts import Label, TextEmbeddingCache, parse_labels
 from .scoring import pooled_frames, ranked, ranked_rows
-from .stream import DECODE_TIMEOUT, bounded_call, ordered_map, prefetch
+from .stream import DECODE_TIMEOUT, END, ordered_map, prefetch_each
 from .video import Video, image_video, open_video
 
 
@@ -70,6 +73,40 @@ class VideoResult:
         if self.window_spans is not None:
             out["segments"], out["events"] = self.segments, self.events
         return out
+
+
+Embeddings = FrameEmbeddings | ClipEmbeddings
+
+
+@dataclass
+class _Plan:
+    """One video's work, made in the decoding thread: `batches` are decoded and preprocessed there,
+    `encode` runs on each in the caller's thread, `finish` turns what it returned into embeddings."""
+
+    key: tuple | None
+    batches: Iterator[torch.Tensor]
+    encode: Callable[[torch.Tensor], object]
+    finish: Callable[[list], Embeddings]
+
+
+@dataclass(frozen=True)
+class _Same:
+    """Stands for a video listed earlier in the same call (same file, same plan): embedded once."""
+
+    position: int
+
+
+def _name(video) -> str:
+    if isinstance(video, (str, os.PathLike)):
+        return os.fspath(video)
+    return getattr(video, "source", "<image>")
+
+
+def _raised(outcome):
+    """A result as is; an error (a failed video's outcome) raised."""
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
 
 
 class ZeroShotVideoClassifier:
@@ -129,9 +166,17 @@ class ZeroShotVideoClassifier:
         return {"labels": result.labels, "segments": result.segments, "events": result.events}
 
     def classify_many(self, videos: Sequence, candidate_labels, **options) -> list[VideoResult]:
-        """`classify` for each video; labels and options are validated once, before any decoding."""
+        """`classify` for each video, raising the first error; labels and options are validated once,
+        before any decoding. `classify_each` goes on past failures and yields results as they come."""
+        return [_raised(outcome) for _, outcome in self.classify_each(videos, candidate_labels, **options)]
+
+    def classify_each(self, videos: Iterable, candidate_labels, **options) -> Iterator[tuple[object, VideoResult | Exception]]:
+        """`(video, result)` for each video in order, as each is done; a video that fails gives
+        `(video, error)` and the others go on. The next video decodes while this one is encoded, so
+        many short clips cost little more than their encoding. Labels and options are validated here,
+        before any decoding."""
         labels, run = self.prepare(candidate_labels, **options)
-        return [self.classify_prepared(video, labels, run) for video in videos]
+        return self._classified(list(videos), labels, run)
 
     def classify(self, video, candidate_labels, **options) -> VideoResult:
         """One video's clip ranking and, with segments on, its segments and events."""
@@ -140,9 +185,20 @@ class ZeroShotVideoClassifier:
 
     def classify_prepared(self, video, labels: list[Label], run: RunOptions) -> VideoResult:
         """`classify` with labels and options from `prepare`; the result keeps its embeddings."""
-        return self.score(self.embeddings_for(video, run, meanwhile=self.label_encoding(labels, run)), labels, run)
+        [(_, outcome)] = self._classified([video], labels, run)
+        return _raised(outcome)
 
-    def embed(self, video, **options) -> FrameEmbeddings | ClipEmbeddings:
+    def _classified(self, videos: list, labels: list[Label], run: RunOptions) -> Iterator[tuple[object, VideoResult | Exception]]:
+        embedded = self._embed_each(videos, run, meanwhile=self.label_encoding(labels, run))
+        for video, outcome in zip(videos, embedded):
+            if not isinstance(outcome, Exception):
+                try:
+                    outcome = self.score(outcome, labels, run)
+                except Exception as exc:  # this video's failure; the others go on
+                    outcome = exc
+            yield video, outcome
+
+    def embed(self, video, **options) -> Embeddings:
         """The (cached) embeddings a run with these options scores: frames for frame encoders, one
         feature set per span (whole video, then windows) for clip encoders such as X-CLIP."""
         return self.embeddings_for(video, self.options.updated(**options))
@@ -155,29 +211,78 @@ class ZeroShotVideoClassifier:
 
     # -- forward: video -> embeddings (each frame once, cached per video) ------------------------
 
-    def embeddings_for(
-        self, video, run: RunOptions, meanwhile: Callable[[], object] | None = None
-    ) -> FrameEmbeddings | ClipEmbeddings:
+    def embeddings_for(self, video, run: RunOptions, meanwhile: Callable[[], object] | None = None) -> Embeddings:
         """The embeddings `run` scores: stored ones as given, else from the cache or the video.
 
-        `meanwhile` runs while the first frames decode, when the video has to be decoded at all."""
+        `meanwhile` runs while the video opens and its first frames decode."""
+        [outcome] = self._embed_each([video], run, meanwhile)
+        return _raised(outcome)
+
+    def _embed_each(self, videos: list, run: RunOptions, meanwhile: Callable[[], object] | None = None) -> Iterator[Embeddings | Exception]:
+        """Each video's embeddings, or the error that stopped it, in order. One thread decodes the
+        videos in turn (`prefetch_each`) while this one encodes; a file listed twice is embedded once."""
+        keys = [self._cache_key(video, run) for video in videos]
+        first: dict[tuple, int] = {}
+        same = [first.setdefault(key, k) if key is not None else k for k, key in enumerate(keys)]
+        last_use = {position: k for k, position in enumerate(same)}
+        sources = [
+            functools.partial(self._source, video, key, run) if same[k] == k else functools.partial(iter, [_Same(same[k])])
+            for k, (video, key) in enumerate(zip(videos, keys))
+        ]
+        held: dict[int, Embeddings | Exception] = {}
+        stream = prefetch_each(sources, [_name(v) for v in videos], self.decode_timeout, meanwhile=meanwhile)
+        for k, items in itertools.groupby(stream, key=itemgetter(0)):
+            try:
+                outcome = self._collect(item for _, item in items)
+            except Exception as exc:  # this video's failure; the others go on
+                outcome = exc
+            if isinstance(outcome, _Same):
+                outcome = held[outcome.position]
+            if last_use.get(k, k) > k:
+                held[k] = outcome
+            for position in [p for p in held if last_use[p] <= k]:
+                del held[position]
+            yield outcome
+
+    def _source(self, video, key: tuple | None, run: RunOptions) -> Iterator:
+        """What the decoding thread makes of one video: its embeddings when they are known (stored or
+        cached), else its plan followed by its preprocessed batches."""
         if isinstance(video, (FrameEmbeddings, ClipEmbeddings)):
             self._check_embeddings(video)
-            return video
-        key = self._cache_key(video, run)
+            yield video
+            return
+        cached = None
         if key is not None:
             with self._cache_lock:
                 if key in self._embedded:
                     self._embedded.move_to_end(key)
-                    return self._embedded[key]
+                    cached = self._embedded[key]
+        if cached is not None:
+            yield cached
+            return
         with self._open(video) as opened:
-            if self.encoder.frames_per_clip is None:
-                embeddings = self._embed_frames(opened, run, meanwhile)
-            else:
-                embeddings = self._embed_clips(opened, run, meanwhile)
-        if key is not None:
+            plan = self._frame_plan(opened, run, key) if self.encoder.frames_per_clip is None else self._clip_plan(opened, run, key)
+            yield plan
+            yield from plan.batches
+
+    def _collect(self, items: Iterator) -> Embeddings | _Same:
+        """Encode one video's batches as they arrive (see `_source`) and remember the result."""
+        first = next(items)
+        if isinstance(first, Exception):
+            raise first
+        if not isinstance(first, _Plan):
+            return first
+        encoded = []
+        for item in items:
+            if item is END:  # return now: the next item is the next video's, maybe not made yet
+                break
+            if isinstance(item, Exception):
+                raise item
+            encoded.append(first.encode(item))
+        embeddings = first.finish(encoded)
+        if first.key is not None:
             with self._cache_lock:
-                self._embedded[key] = embeddings
+                self._embedded[first.key] = embeddings
                 while len(self._embedded) > self._cache_videos:
                     self._embedded.popitem(last=False)
         return embeddings
@@ -193,37 +298,35 @@ class ZeroShotVideoClassifier:
             info = os.stat(video)
         except OSError:
             return None  # opening reports the problem
-        plan = ("clips", run.segments and (run.window, run.stride)) if self.encoder.frames_per_clip else self._frame_plan(run)
+        plan = ("clips", run.segments and (run.window, run.stride)) if self.encoder.frames_per_clip else self._sampling(run)
         return (os.path.realpath(video), info.st_size, info.st_mtime_ns, self.backend, plan)
 
     def _open(self, video) -> Video:
         if isinstance(video, (str, os.PathLike)):
-            path = os.fspath(video)
-            return bounded_call(lambda: open_video(path, self.backend), path, self.decode_timeout)
+            return open_video(os.fspath(video), self.backend)
         if isinstance(video, Video):
             raise InvalidInputError("pass the video's path, not an open Video (each run opens its own decoder)")
         return image_video(video)
 
     @staticmethod
-    def _frame_plan(run: RunOptions) -> tuple:
+    def _sampling(run: RunOptions) -> tuple:
         if run.segments or run.num_frames is None:
             return ("fps", float(run.fps))
         return ("uniform", int(run.num_frames))
 
-    def _embed_frames(self, video: Video, run: RunOptions, meanwhile: Callable[[], object] | None) -> FrameEmbeddings:
-        kind, value = plan = self._frame_plan(run)
+    def _frame_plan(self, video: Video, run: RunOptions, key: tuple | None) -> _Plan:
+        kind, value = self._sampling(run)
         timeline = video.timeline
         sample = sampling.at_fps(timeline, value) if kind == "fps" else sampling.uniform(timeline, value)
         # A frame sampled twice (uniform sampling of a short video) is embedded once and counted twice.
         unique, where = np.unique(sample.indices, return_inverse=True)
-        batches = self._frame_batches(video, unique)
-        vectors = np.concatenate([
-            self.encoder.embed_frames(pixels).cpu().numpy()
-            for pixels in prefetch(batches, video.path, self.decode_timeout, meanwhile=meanwhile)
-        ])
-        return FrameEmbeddings(
-            vectors[where], sample.indices, sample.pts_seconds, video.duration, self.model, video.path, {plan[0]: plan[1]}
-        )
+        path, duration = video.path, video.duration
+
+        def finish(encoded: list) -> FrameEmbeddings:
+            vectors = np.concatenate(encoded)[where]
+            return FrameEmbeddings(vectors, sample.indices, sample.pts_seconds, duration, self.model, path, {kind: value})
+
+        return _Plan(key, self._frame_batches(video, unique), lambda pixels: self.encoder.embed_frames(pixels).cpu().numpy(), finish)
 
     def _frame_batches(self, video: Video, indices: np.ndarray) -> Iterator[torch.Tensor]:
         """Preprocessed batches of the frames at `indices`, in order. With several decode workers,
@@ -254,7 +357,7 @@ class ZeroShotVideoClassifier:
         whole = [sampling.Span(0.0, duration)]
         return whole + sampling.windows(duration, run.window, run.stride) if run.segments else whole
 
-    def _embed_clips(self, video: Video, run: RunOptions, meanwhile: Callable[[], object] | None) -> ClipEmbeddings:
+    def _clip_plan(self, video: Video, run: RunOptions, key: tuple | None) -> _Plan:
         """Each span sampled to exactly `frames_per_clip` frames. Spans are encoded in the order the
         decoder reaches their last frame, so the file is read once, front to back; a frame shared by
         overlapping spans is decoded and preprocessed once and held only while a later span needs it."""
@@ -264,6 +367,7 @@ class ZeroShotVideoClassifier:
         order = np.argsort(per_span.max(axis=1), kind="stable")
         clips_per_batch = max(1, self.batch_size // frames)
         preprocess = self.encoder.preprocessor
+        path, duration = video.path, video.duration
 
         def batches():
             held: dict[int, torch.Tensor] = {}
@@ -278,17 +382,16 @@ class ZeroShotVideoClassifier:
                 needed = set(per_span[order[start + clips_per_batch :]].ravel().tolist())
                 held = {i: x for i, x in held.items() if i in needed}
 
-        features = [
-            self.encoder.embed_clips(pixels)
-            for pixels in prefetch(batches(), video.path, self.decode_timeout, meanwhile=meanwhile)
-        ]
-        back = np.argsort(order)  # encoded in decoder order, stored in span order
-        return ClipEmbeddings(
-            np.array([[s.start_seconds, s.end_seconds] for s in spans]),
-            torch.cat([f["video"] for f in features]).cpu().numpy()[back],
-            torch.cat([f["visual"] for f in features]).cpu().numpy()[back],
-            per_span, video.duration, self.model, video.path,
-        )
+        def finish(features: list) -> ClipEmbeddings:
+            back = np.argsort(order)  # encoded in decoder order, stored in span order
+            return ClipEmbeddings(
+                np.array([[s.start_seconds, s.end_seconds] for s in spans]),
+                torch.cat([f["video"] for f in features]).cpu().numpy()[back],
+                torch.cat([f["visual"] for f in features]).cpu().numpy()[back],
+                per_span, duration, self.model, path,
+            )
+
+        return _Plan(key, batches(), self.encoder.embed_clips, finish)
 
     # -- postprocess: embeddings + label vectors -> ranked labels, segments, events ---------------
 

@@ -199,16 +199,18 @@ def _embeddings_path(folder: str, video: str) -> Path:
     return Path(folder) / f"{Path(video).stem[:80]}-{digest}.npz"
 
 
-def _classify_one(classifier, video: str, labels, run, embeddings_dir: str | None = None) -> dict:
+def _record(video: str, outcome, embeddings_dir: str | None = None) -> dict:
+    """The output record of one video: its result (embeddings saved if asked), or its error."""
     try:
-        result = classifier.classify_prepared(video, labels, run)
-        record = result.to_dict()
+        if isinstance(outcome, Exception):
+            raise outcome
+        record = outcome.to_dict()
         if embeddings_dir:
             path = _embeddings_path(embeddings_dir, video)
-            result.embeddings.save(path)
+            outcome.embeddings.save(path)
             record["embeddings"] = str(path)
         return record
-    except (ActionzsError, OSError, RuntimeError, ValueError) as exc:
+    except Exception as exc:  # this video failed; the batch goes on
         return _failure(video, exc)
 
 
@@ -247,7 +249,8 @@ def cmd_classify(args) -> int:
 
     settings, labels, run = _validated(args)
     classifier = _classifier(settings, run)
-    records = [_classify_one(classifier, video, labels, run, args.save_embeddings) for video in args.videos]
+    outcomes = classifier.classify_each(args.videos, labels)
+    records = [_record(video, outcome, args.save_embeddings) for video, outcome in outcomes]
     text = render(records, args.format)
     if args.output:
         atomic_write(args.output, text)
@@ -281,8 +284,8 @@ def cmd_scan(args) -> int:
         footage, started = 0.0, time.monotonic()
         bar = tqdm(total=len(todo), unit="video", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
         with bar:
-            for video in todo:
-                record = _classify_one(classifier, video, labels, run, args.save_embeddings)
+            for video, outcome in classifier.classify_each(todo, labels):
+                record = _record(video, outcome, args.save_embeddings)
                 results.write(record)
                 if "error" in record:
                     failed += 1

@@ -1,7 +1,9 @@
 """A bounded producer thread: decoding and preprocessing of the next batch overlap encoding of this one.
 
-The queue holds at most `depth` batches, so memory stays bounded however long the video is, and
-every wait on the decoder is bounded in time: a decoder that stalls becomes an error, not a hang.
+One thread works through a list of videos in turn, so the next video's frames decode while this
+one's last batch is encoded. The queue holds at most `depth` batches, so memory stays bounded however
+long the video is, and every wait on the decoder is bounded in time: a decoder that stalls becomes an
+error, not a hang.
 `ordered_map` spreads the decoding over several threads, and `fix_mmap_threshold` keeps the
 batches handed between threads from fragmenting the allocator's heaps.
 """
@@ -15,7 +17,7 @@ import platform
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -47,17 +49,38 @@ def fix_mmap_threshold() -> bool:
     return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
 
 
-def prefetch(
-    items: Iterable[T], path: str, timeout: float, depth: int = 2, meanwhile: Callable[[], object] | None = None
-) -> Iterator[T]:
-    """Yield `items` (produced in a background thread), raising the producer's errors here.
+#: What `prefetch_each` yields for a source once all its items have been made.
+END = object()
 
-    `meanwhile` runs in the consumer's thread once the producer has started, before the first item
-    is awaited: work that would otherwise wait for the pipeline to fill (e.g. encoding the labels).
-    Raises `VideoDecodeError` naming `path` when the producer yields nothing for `timeout` seconds;
-    the stalled producer (a daemon thread) is left to finish on its own.
+
+def prefetch_each(
+    sources: Sequence[Callable[[], Iterable[T]]],
+    names: Sequence[str],
+    timeout: float,
+    depth: int = 2,
+    meanwhile: Callable[[], object] | None = None,
+) -> Iterator[tuple[int, object]]:
+    """The items of several sources, made one source after another by one background thread.
+
+    The thread starts source k+1 (opens the next video, decodes its first frames) as soon as it has
+    made source k's last item, while the consumer is still working on that one. Yields `(k, item)`
+    for each item, then `(k, END)`, or `(k, error)` when source k failed: the others go on. A source
+    that yields nothing for `timeout` seconds gets a `VideoDecodeError` naming `names[k]`; the stalled
+    thread (a daemon) is left behind and a fresh one goes on with source k+1. `meanwhile` runs in the
+    consumer's thread once the producer has started (e.g. encoding the labels).
     """
     fix_mmap_threshold()
+    start = 0
+    while start < len(sources):
+        stalled = yield from _produce_from(sources, start, timeout, depth, meanwhile)
+        if stalled is None:
+            return
+        yield stalled, VideoDecodeError(names[stalled], f"decoding stalled: no frames for {timeout:g} s")
+        start, meanwhile = stalled + 1, None
+
+
+def _produce_from(sources, start: int, timeout: float, depth: int, meanwhile) -> Generator[tuple, None, int | None]:
+    """`prefetch_each` from source `start` on, by one thread; returns the source it stalled on, if any."""
     box: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
@@ -71,41 +94,62 @@ def prefetch(
         return False
 
     def produce() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which raises it in its own thread
-            put(exc)
-        finally:
-            close = getattr(items, "close", None)  # a generator abandoned early runs its cleanup now
-            if close is not None:
-                close()
+        for k in range(start, len(sources)):
+            items = None
+            try:
+                items = sources[k]()
+                for item in items:
+                    if not put((k, item)):
+                        return
+                outcome = END
+            except BaseException as exc:  # handed to the consumer, which yields or raises it
+                outcome = exc
+            finally:
+                close = getattr(items, "close", None)  # a generator abandoned early runs its cleanup now
+                if close is not None:
+                    close()
+            if not put((k, outcome)) or not (outcome is END or isinstance(outcome, Exception)):
+                return
 
-    worker = threading.Thread(target=produce, name=f"actionzs-decode:{path}", daemon=True)
+    worker = threading.Thread(target=produce, name="actionzs-decode", daemon=True)
     worker.start()
-    stalled = False
+    awaited, stalled = start, False
     try:
         if meanwhile is not None:
             meanwhile()
-        while True:
+        while awaited < len(sources):
             try:
-                item = box.get(timeout=timeout)
+                k, item = box.get(timeout=timeout)
             except queue.Empty:
                 stalled = True
-                raise VideoDecodeError(path, f"decoding stalled: no frames for {timeout:g} s") from None
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+                return awaited
+            if item is END or isinstance(item, BaseException):
+                if not (item is END or isinstance(item, Exception)):
+                    raise item  # e.g. SystemExit in a source: stop everything
+                awaited = k + 1
+            yield k, item
+        return None
     finally:
         stop.set()  # a producer still running stops at its next hand-over
         if not stalled:
             # Let it finish the batch in hand (e.g. after Ctrl-C), so no decoder is still running
             # while the interpreter shuts down; a stalled one is left behind as a daemon.
             worker.join(timeout=min(timeout, FINISH_SECONDS))
+
+
+def prefetch(
+    items: Iterable[T], path: str, timeout: float, depth: int = 2, meanwhile: Callable[[], object] | None = None
+) -> Iterator[T]:
+    """Yield `items` (produced in a background thread), raising the producer's errors here.
+
+    `prefetch_each` for one source: a stall becomes a `VideoDecodeError` naming `path`.
+    """
+    for _, item in prefetch_each([lambda: items], [path], timeout, depth, meanwhile):
+        if item is END:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def bounded_call(fn: Callable[[], T], path: str, timeout: float) -> T:

@@ -371,6 +371,89 @@ def test_a_list_of_videos_gives_a_list_of_results(clips):
     assert many[1] == clf(clips["blue"], candidate_labels=SCENES)
 
 
+def test_classify_each_goes_on_past_a_broken_video_and_keeps_the_order(clips, tmp_path, opens):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    videos = [clips["red"], str(bad), clips["blue"], str(tmp_path / "missing.mp4"), clips["scenes"]]
+    clf = make()
+    outcomes = list(clf.classify_each(videos, SCENES))
+    assert [video for video, _ in outcomes] == videos
+    errors = {video: outcome for video, outcome in outcomes if isinstance(outcome, Exception)}
+    assert list(errors) == [str(bad), videos[3]]
+    assert all(isinstance(e, VideoDecodeError) and e.path in (str(bad), videos[3]) for e in errors.values())
+    results = [outcome for _, outcome in outcomes if not isinstance(outcome, Exception)]
+    assert [top(r.labels) for r in results] == ["scene 0", "scene 2", "scene 1"]
+    alone = make()
+    assert [r.labels for r in results] == [alone.classify(v, SCENES).labels for v in (clips["red"], clips["blue"], clips["scenes"])]
+    with pytest.raises(VideoDecodeError):  # classify_many stops at the first failure instead
+        clf.classify_many(videos, SCENES)
+
+
+def test_classify_each_checks_labels_and_options_before_decoding(clips, opens):
+    clf = make()
+    with pytest.raises(InvalidInputError):
+        clf.classify_each([clips["red"]], [])
+    with pytest.raises(InvalidInputError):
+        clf.classify_each([clips["red"]], SCENES, stride=0)
+    assert opens == []
+
+
+def test_the_next_video_decodes_while_this_one_is_encoded(clips, monkeypatch):
+    """The first video's only batch is encoded only once the second video has been opened: this
+    could not finish if the videos were decoded one after the other's encoding."""
+    second_opened = threading.Event()
+    real = classifier_module.open_video
+
+    def opening(path, *args, **kwargs):
+        video = real(path, *args, **kwargs)
+        if path == clips["blue"]:
+            second_opened.set()
+        return video
+
+    monkeypatch.setattr(classifier_module, "open_video", opening)
+    waited = []
+
+    class WaitingEncoder(SceneEncoder):
+        def embed_frames(self, pixels):
+            if not waited:
+                waited.append(second_opened.wait(timeout=10))
+            return super().embed_frames(pixels)
+
+    clf = ZeroShotVideoClassifier(WaitingEncoder())
+    outcomes = list(clf.classify_each([clips["red"], clips["blue"]], SCENES, num_frames=4))
+    assert waited == [True]
+    assert [top(result.labels) for _, result in outcomes] == ["scene 0", "scene 2"]
+
+
+def test_a_file_listed_twice_in_one_call_is_decoded_once(clips, opens):
+    clf = make()
+    videos = [clips["red"], clips["blue"], clips["red"], clips["red"]]
+    results = clf.classify_many(videos, SCENES)
+    assert opens == [clips["red"], clips["blue"]]
+    assert results[0].labels == results[2].labels == results[3].labels
+    assert results[2].embeddings is results[0].embeddings
+
+
+def test_a_hanging_video_in_a_batch_fails_alone(clips, monkeypatch):
+    release = threading.Event()
+    real = Video.iter_frames
+
+    def iter_frames(self, *args, **kwargs):
+        if self.path == clips["blue"]:
+            release.wait(30)  # a decoder that hangs on this file only
+        yield from real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Video, "iter_frames", iter_frames)
+    clf = make(decode_timeout=0.5)
+    try:
+        outcomes = list(clf.classify_each([clips["red"], clips["blue"], clips["scenes"]], SCENES, num_frames=4))
+    finally:
+        release.set()
+    assert [type(o).__name__ for _, o in outcomes] == ["VideoResult", "VideoDecodeError", "VideoResult"]
+    assert outcomes[1][1].path == clips["blue"] and "stalled" in str(outcomes[1][1])
+    assert top(outcomes[2][1].labels) == "scene 1"
+
+
 def test_embeddings_save_load_and_rescore_without_decoding(clips, tmp_path, opens):
     clf = make(SEGMENTS)
     expected = clf(clips["scenes"], candidate_labels=SCENES)

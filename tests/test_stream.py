@@ -12,7 +12,7 @@ import time
 import pytest
 
 from actionzs.errors import VideoDecodeError
-from actionzs.stream import bounded_call, ordered_map, prefetch
+from actionzs.stream import END, bounded_call, ordered_map, prefetch, prefetch_each
 
 
 def test_items_arrive_in_order():
@@ -81,6 +81,53 @@ def test_bounded_call_returns_or_times_out():
     assert bounded_call(lambda: 42, "v.mp4", timeout=5) == 42
     with pytest.raises(VideoDecodeError, match="stalled"):
         bounded_call(lambda: time.sleep(3), "slow.mp4", timeout=0.3)
+
+
+def test_prefetch_each_gives_every_source_in_order_and_goes_on_past_a_failure():
+    def failing():
+        yield "b1"
+        raise ValueError("b broke")
+
+    sources = [lambda: iter(["a1", "a2"]), failing, lambda: iter([]), lambda: iter(["d1"])]
+    got = list(prefetch_each(sources, ["a", "b", "c", "d"], timeout=5))
+    assert [(k, item) for k, item in got if not isinstance(item, Exception)] == [
+        (0, "a1"), (0, "a2"), (0, END), (1, "b1"), (2, END), (3, "d1"), (3, END)
+    ]
+    errors = [(k, str(item)) for k, item in got if isinstance(item, Exception)]
+    assert errors == [(1, "b broke")]
+    assert [k for k, _ in got] == sorted(k for k, _ in got)
+
+
+def test_the_next_source_starts_while_the_consumer_still_works_on_this_one():
+    second_started = threading.Event()
+
+    def second():
+        second_started.set()
+        yield "b"
+
+    stream = prefetch_each([lambda: iter(["a"]), second], ["a", "b"], timeout=5)
+    assert next(stream) == (0, "a")
+    # The consumer is still busy with source 0's item; the producer has already begun source 1.
+    assert second_started.wait(timeout=5)
+    assert list(stream) == [(0, END), (1, "b"), (1, END)]
+
+
+def test_a_stalled_source_is_an_error_naming_it_and_the_rest_still_run():
+    release = threading.Event()
+
+    def hanging():
+        yield "b1"
+        release.wait(30)
+        yield "b2"
+
+    started = time.monotonic()
+    got = list(prefetch_each([lambda: iter(["a"]), hanging, lambda: iter(["c"])], ["a.mp4", "b.mp4", "c.mp4"], timeout=0.5))
+    release.set()
+    assert got[:3] == [(0, "a"), (0, END), (1, "b1")]
+    k, error = got[3]
+    assert k == 1 and isinstance(error, VideoDecodeError) and error.path == "b.mp4" and "stalled" in str(error)
+    assert got[4:] == [(2, "c"), (2, END)]
+    assert time.monotonic() - started < 5
 
 
 def test_a_hanging_decoder_does_not_hang_the_classifier(monkeypatch, tmp_path):
