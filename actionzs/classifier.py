@@ -15,6 +15,7 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cached_property
 from operator import itemgetter
@@ -30,7 +31,7 @@ from .models import DEFAULT_MODEL, Encoder, load_encoder
 from .options import RunOptions, check_count
 from .prompts import Label, TextEmbeddingCache, parse_labels
 from .scoring import pooled_frames, ranked, ranked_rows
-from .stream import DECODE_TIMEOUT, END, ordered_map, prefetch_each
+from .stream import DECODE_TIMEOUT, END, mapped_empty, ordered_map, prefetch_each
 from .video import Video, image_video, open_video
 
 
@@ -168,7 +169,8 @@ class ZeroShotVideoClassifier:
     def classify_many(self, videos: Sequence, candidate_labels, **options) -> list[VideoResult]:
         """`classify` for each video, raising the first error; labels and options are validated once,
         before any decoding. `classify_each` goes on past failures and yields results as they come."""
-        return [_raised(outcome) for _, outcome in self.classify_each(videos, candidate_labels, **options)]
+        with closing(self.classify_each(videos, candidate_labels, **options)) as outcomes:
+            return [_raised(outcome) for _, outcome in outcomes]
 
     def classify_each(self, videos: Iterable, candidate_labels, **options) -> Iterator[tuple[object, VideoResult | Exception]]:
         """`(video, result)` for each video in order, as each is done; a video that fails gives
@@ -189,14 +191,15 @@ class ZeroShotVideoClassifier:
         return _raised(outcome)
 
     def _classified(self, videos: list, labels: list[Label], run: RunOptions) -> Iterator[tuple[object, VideoResult | Exception]]:
-        embedded = self._embed_each(videos, run, meanwhile=self.label_encoding(labels, run))
-        for video, outcome in zip(videos, embedded):
-            if not isinstance(outcome, Exception):
-                try:
-                    outcome = self.score(outcome, labels, run)
-                except Exception as exc:  # this video's failure; the others go on
-                    outcome = exc
-            yield video, outcome
+        # Closed explicitly: an error's traceback would otherwise keep the decoding thread alive.
+        with closing(self._embed_each(videos, run, meanwhile=self.label_encoding(labels, run))) as embedded:
+            for video, outcome in zip(videos, embedded):
+                if not isinstance(outcome, Exception):
+                    try:
+                        outcome = self.score(outcome, labels, run)
+                    except Exception as exc:  # this video's failure; the others go on
+                        outcome = exc
+                yield video, outcome
 
     def embed(self, video, **options) -> Embeddings:
         """The (cached) embeddings a run with these options scores: frames for frame encoders, one
@@ -231,18 +234,19 @@ class ZeroShotVideoClassifier:
         ]
         held: dict[int, Embeddings | Exception] = {}
         stream = prefetch_each(sources, [_name(v) for v in videos], self.decode_timeout, meanwhile=meanwhile)
-        for k, items in itertools.groupby(stream, key=itemgetter(0)):
-            try:
-                outcome = self._collect(item for _, item in items)
-            except Exception as exc:  # this video's failure; the others go on
-                outcome = exc
-            if isinstance(outcome, _Same):
-                outcome = held[outcome.position]
-            if last_use.get(k, k) > k:
-                held[k] = outcome
-            for position in [p for p in held if last_use[p] <= k]:
-                del held[position]
-            yield outcome
+        with closing(stream):
+            for k, items in itertools.groupby(stream, key=itemgetter(0)):
+                try:
+                    outcome = self._collect(item for _, item in items)
+                except Exception as exc:  # this video's failure; the others go on
+                    outcome = exc
+                if isinstance(outcome, _Same):
+                    outcome = held[outcome.position]
+                if last_use.get(k, k) > k:
+                    held[k] = outcome
+                for position in [p for p in held if last_use[p] <= k]:
+                    del held[position]
+                yield outcome
 
     def _source(self, video, key: tuple | None, run: RunOptions) -> Iterator:
         """What the decoding thread makes of one video: its embeddings when they are known (stored or
@@ -378,7 +382,10 @@ class ZeroShotVideoClassifier:
                 new = new[~np.isin(new, list(held))]
                 for chunk in video.iter_frames(new, preprocess.decode_size, chunk=self.batch_size):
                     held.update(zip(chunk.indices.tolist(), preprocess(chunk.data)))
-                yield torch.stack([torch.stack([held[i] for i in row]) for row in wanted.tolist()])
+                frame_shape = next(iter(held.values())).shape
+                batch = mapped_empty((wanted.size, *frame_shape), torch.float32)  # handed to the encoding thread
+                torch.stack([held[i] for i in wanted.ravel().tolist()], out=batch)
+                yield batch.view(*wanted.shape, *frame_shape)
                 needed = set(per_span[order[start + clips_per_batch :]].ravel().tolist())
                 held = {i: x for i, x in held.items() if i in needed}
 

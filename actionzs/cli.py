@@ -358,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
+        # CPython notes a KeyboardInterrupt raised inside exec() of a string (dataclasses and other
+        # imports do that) as unhandled, even once caught here, and would then end the process by
+        # SIGINT instead of this exit status; every exec() of a string clears that note again.
+        exec("None")
         print("interrupted" + ("; run again with --resume to continue" if args.command == "scan" else ""), file=sys.stderr)
         return EXIT_INTERRUPTED
 

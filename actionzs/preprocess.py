@@ -3,6 +3,8 @@
 It reads the settings of the checkpoint's own transformers image processor, so the tensors equal what
 that processor makes. Frames normally arrive already resized by the decoder (`decode_size`), which
 leaves crop and normalisation; other sizes are resized here with antialiased bicubic interpolation.
+A batch lives in a memory mapping of its own (`stream.mapped_empty`): it is made in the decoding
+thread and freed in the encoding one.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .frames import FrameSize, resize_dims
+from .stream import mapped_empty
 
 
 def _field(size, key: str):
@@ -55,7 +58,7 @@ class FramePreprocessor:
             x = x.round_().clamp_(0, 255)
         if self.crop is not None:
             x = _centre_crop(x, *self.crop)  # still uint8 when the decoder resized: a quarter of the bytes
-        x = x.float() if x.dtype != torch.float32 else x.clone()  # one float copy, then in place
+        x = mapped_empty(x.shape, torch.float32).copy_(x)  # one float copy, then in place
         x.mul_(self.scale)
         if self.normalize:
             x.sub_(self.mean).div_(self.std)

@@ -4,49 +4,48 @@ One thread works through a list of videos in turn, so the next video's frames de
 one's last batch is encoded. The queue holds at most `depth` batches, so memory stays bounded however
 long the video is, and every wait on the decoder is bounded in time: a decoder that stalls becomes an
 error, not a hang.
-`ordered_map` spreads the decoding over several threads, and `fix_mmap_threshold` keeps the
-batches handed between threads from fragmenting the allocator's heaps.
+`ordered_map` spreads the decoding over several threads, and `mapped_empty` gives the batches
+handed between threads memory of their own, so they cannot fragment the allocator's heaps.
 """
 
 from __future__ import annotations
 
-import ctypes
-import functools
-import os
-import platform
+import math
+import mmap
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import TypeVar
+
+import torch
 
 from .errors import VideoDecodeError
 
 T = TypeVar("T")
 R = TypeVar("R")
-_DONE = object()
 #: Seconds one decoder call (opening a file, or one batch of frames) may take before it is an error.
 DECODE_TIMEOUT = 300.0
 #: How long an abandoned producer may take to finish the batch it holds.
 FINISH_SECONDS = 30.0
-#: Buffers at least this large (a batch of frames is several MB) get a memory mapping of their own.
-MMAP_THRESHOLD = 1 << 20
-_M_MMAP_THRESHOLD = -3  # mallopt parameter number, from glibc's malloc.h
 
 
-@functools.cache
-def fix_mmap_threshold() -> bool:
-    """Keep frame-sized buffers out of glibc's heaps; True when the setting was made.
+def mapped_empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised tensor in a memory mapping of its own, returned to the system when freed.
 
-    glibc raises its mmap threshold each time a large mapped buffer is freed; from then on batches
-    of frames come from per-thread heaps, which fragment as the decoding thread allocates and the
-    encoding thread frees, so hours of video cost hundreds of MB. A fixed threshold maps each such
-    buffer and unmaps it when freed. A threshold the user set (MALLOC_MMAP_THRESHOLD_) is kept.
+    For batches handed from the decoding thread to the encoding one: allocated by malloc, such a
+    buffer would come from the decoding thread's heap once glibc has raised its mmap threshold (it
+    does after each large free), and heaps that one thread fills and another empties fragment, so
+    hours of video would cost hundreds of MB. Fixing malloc's threshold instead would map every
+    large tensor the encoder makes and nearly double its time.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or "MALLOC_MMAP_THRESHOLD_" in os.environ:
-        return False
-    return bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    count = math.prod(shape)
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    if count == 0:
+        return torch.empty(tuple(shape), dtype=dtype)
+    return torch.frombuffer(mmap.mmap(-1, count * itemsize), dtype=dtype).view(tuple(shape))
 
 
 #: What `prefetch_each` yields for a source once all its items have been made.
@@ -69,7 +68,6 @@ def prefetch_each(
     thread (a daemon) is left behind and a fresh one goes on with source k+1. `meanwhile` runs in the
     consumer's thread once the producer has started (e.g. encoding the labels).
     """
-    fix_mmap_threshold()
     start = 0
     while start < len(sources):
         stalled = yield from _produce_from(sources, start, timeout, depth, meanwhile)
@@ -144,12 +142,13 @@ def prefetch(
 
     `prefetch_each` for one source: a stall becomes a `VideoDecodeError` naming `path`.
     """
-    for _, item in prefetch_each([lambda: items], [path], timeout, depth, meanwhile):
-        if item is END:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
+    with closing(prefetch_each([lambda: items], [path], timeout, depth, meanwhile)) as stream:
+        for _, item in stream:
+            if item is END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
 
 def bounded_call(fn: Callable[[], T], path: str, timeout: float) -> T:

@@ -582,6 +582,27 @@ def test_ctrl_c_stops_a_scan_with_exit_130_and_a_resume_hint(tmp_path, twelve_cl
     read_jsonl(out_file)
 
 
+#: A command interrupted while Python runs exec() on a string, as dataclasses and other imports do
+#: while the model loads. Run with `python -m`, CPython then notes the KeyboardInterrupt as unhandled
+#: even once caught, and ends the process by SIGINT (-2) instead of its exit status.
+INTERRUPTED_IN_EXEC = """
+import sys
+from actionzs import cli
+def interrupted(args):
+    exec("raise KeyboardInterrupt")
+cli.COMMANDS["probe"] = interrupted
+sys.exit(cli.main(["probe", "clip.mp4"]))
+"""
+
+
+def test_ctrl_c_during_an_exec_of_a_string_still_exits_130(tmp_path):
+    (tmp_path / "interrupted_cli.py").write_text(INTERRUPTED_IN_EXEC)
+    run = subprocess.run([sys.executable, "-m", "interrupted_cli"], cwd=tmp_path, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 130, run.stderr
+    assert "interrupted" in run.stderr and "Traceback" not in run.stderr
+
+
 #: Runs the CLI with opening a video slowed by one second, so a SIGINT sent between videos lands
 #: while the background thread opens the next one, as it often does on real footage. That thread
 #: blocks SIGINT, so the kernel hands the signal to the main thread (as a terminal's Ctrl-C often

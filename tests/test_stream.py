@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from actionzs.errors import VideoDecodeError
-from actionzs.stream import END, bounded_call, ordered_map, prefetch, prefetch_each
+from actionzs.stream import END, bounded_call, mapped_empty, ordered_map, prefetch, prefetch_each
 
 
 def test_items_arrive_in_order():
@@ -174,7 +178,7 @@ def test_a_hanging_decoder_does_not_hang_the_classifier(monkeypatch, tmp_path):
     assert time.monotonic() - started < 10
 
 
-_MAPPED_AFTER_A_LARGE_FREE = """
+_HEAP_AFTER_A_LARGE_FREE = """
 import ctypes, sys
 import numpy as np
 
@@ -190,7 +194,7 @@ if sys.argv[1] == "prefetch":
 big = np.ones(16 * 2**20, np.uint8)  # freeing a mapped 16 MB buffer makes glibc raise its threshold
 del big
 before = libc.mallinfo2().hblkhd
-batch = np.ones(8 * 2**20, np.uint8)  # a batch of frames
+tensor = np.ones(8 * 2**20, np.uint8)  # e.g. an activation inside the encoder
 print(libc.mallinfo2().hblkhd - before >= 8 * 2**20)
 """
 
@@ -199,18 +203,62 @@ print(libc.mallinfo2().hblkhd - before >= 8 * 2**20)
     platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or platform.libc_ver()[1] < "2.33",
     reason="glibc's malloc (mallinfo2) only",
 )
-def test_frame_batches_keep_their_own_mapping_once_frames_stream():
-    """Without the fixed threshold glibc serves a batch from a heap after one large free (first
-    line), where the decode and encode threads fragment it; once frames stream, it is mapped."""
+def test_streaming_leaves_mallocs_own_settings_alone():
+    """glibc serves large buffers from its heaps once a large free has raised its threshold; the
+    encoder's tensors need that (mapping each one nearly doubles its time), so streaming frames
+    must not change it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
 
     def mapped(mode: str) -> str:
-        run = subprocess.run([sys.executable, "-c", _MAPPED_AFTER_A_LARGE_FREE, mode], env=env,
+        run = subprocess.run([sys.executable, "-c", _HEAP_AFTER_A_LARGE_FREE, mode], env=env,
                              capture_output=True, text=True, check=True)
         return run.stdout.strip()
 
     assert mapped("plain") == "False"
-    assert mapped("prefetch") == "True"
+    assert mapped("prefetch") == "False"
+
+
+def _mapping_at(address: int) -> tuple[int, int] | None:
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        start, end = (int(x, 16) for x in line.split()[0].split("-"))
+        if start <= address < end:
+            return start, end
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc/self/maps")
+def test_batches_handed_between_threads_have_a_mapping_of_their_own():
+    """What the decoding thread makes and the encoding thread frees never touches malloc's heaps,
+    so it cannot fragment them; it is unmapped when the last view of it goes."""
+    batch = mapped_empty((32, 3, 224, 224), torch.float32)
+    start, end = _mapping_at(batch.data_ptr())
+    assert start == batch.data_ptr() and end - start >= batch.numel() * 4
+    row = batch[5]
+    del batch
+    gc.collect()
+    row.fill_(1.0)  # a view keeps the mapping alive
+    del row
+    gc.collect()
+    assert _mapping_at(start) is None or _mapping_at(start) != (start, end)
+    assert mapped_empty((0, 3), torch.float32).shape == (0, 3)
+
+
+def test_preprocessed_batches_are_mapped_and_equal_to_plain_conversion():
+    from actionzs.preprocess import FramePreprocessor
+
+    class Processor:
+        size = {"shortest_edge": 8}
+        crop_size = {"height": 8, "width": 8}
+        do_center_crop = True
+        image_mean, image_std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
+
+    frames = np.random.default_rng(0).integers(0, 256, (4, 8, 12, 3), dtype=np.uint8)
+    got = FramePreprocessor(Processor())(frames)
+    if Path("/proc/self/maps").exists():
+        assert _mapping_at(got.data_ptr())[0] == got.data_ptr()
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2)[..., 2:10].float() / 255
+    expected = (x - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.25, 0.3]).view(1, 3, 1, 1)
+    torch.testing.assert_close(got, expected)
 
 
 def test_ordered_map_keeps_order_with_bounded_work_in_flight():
