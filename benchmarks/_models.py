@@ -275,6 +275,14 @@ def clip(seconds: float, *, width: int = 1280, height: int = 720, fps: int = 25,
     return path
 
 
+def shown(text: str) -> str:
+    """`text` with this checkout's path and the site-packages folder shortened, for printed output."""
+    import sysconfig
+
+    root = str(Path(__file__).resolve().parents[1]) + "/"
+    return text.replace(root, "").replace(sysconfig.get_paths()["purelib"] + "/", "site-packages/")
+
+
 def code_version() -> str:
     """The repository commit the benchmark measured (with "+dirty" when actionzs/ has local changes)."""
     import subprocess

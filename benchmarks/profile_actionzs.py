@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(14)
     print("\n2a. cProfile, main thread only (the decode thread's work shows up as waiting in queue.get):")
-    print("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip()))
+    print(_models.shown("\n".join(line for line in out.getvalue().splitlines()[6:] if line.strip())))
 
     from torch.profiler import ProfilerActivity, profile
 

@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     print(f"loadavg: {_bench.loadavg()}; others' CPU now: {100 * _bench.others_load(1.0):.0f}%")
     clf = actionzs.pipeline(str(_models.clip_b32()))
     encoder = clf.encoder
-    print(f"model: {encoder.name} ({encoder.model.dtype}), text encoder: {encoder.model.config.text_config.num_hidden_layers} "
+    print(f"model: {_models.shown(encoder.name)} ({encoder.model.dtype}), text encoder: {encoder.model.config.text_config.num_hidden_layers} "
           f"layers x {encoder.model.config.text_config.hidden_size}")
 
     count = int(round(3600 * args.hours))
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     embeddings = FrameEmbeddings(vectors, np.arange(count) * 25 + 12, np.arange(count) + 0.5, float(count),
                                  clf.model, f"synthetic-{count}s", {"fps": 1.0})
-    print(f"embeddings: {embeddings!r}, {vectors.nbytes / 2**20:.1f} MiB")
+    print(f"embeddings: {_models.shown(repr(embeddings))}, {vectors.nbytes / 2**20:.1f} MiB")
 
     # counters: anything that would decode or run the image encoder
     calls = {"embed_frames": 0, "embed_texts": 0, "classifier.open_video": 0, "video.open_video": 0, "decord.VideoReader": 0}
