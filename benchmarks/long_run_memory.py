@@ -3,6 +3,7 @@
     python benchmarks/long_run_memory.py                 # 1 min and 1 h, CLIP ViT-B/32 shapes
     python benchmarks/long_run_memory.py --two-hours     # also a 2-hour clip
     python benchmarks/long_run_memory.py --model tiny    # the tests' tiny CLIP (fast; same pipeline state)
+    python benchmarks/long_run_memory.py --decode-workers 2   # two decoders per file
 
 Each clip is processed by the actionzs command line, run in-process in a fresh child Python:
 `actionzs classify CLIP --model DIR --segments --fps 1 -l ... (20 labels) --format json -o FILE`
@@ -46,7 +47,7 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def child(video: str, model_dir: str, out: str, backend: str) -> None:
+def child(video: str, model_dir: str, out: str, backend: str, workers: int) -> None:
     """Runs in the fresh process: the CLI in-process, with RSS sampling."""
     samples: list[tuple[float, float]] = []
     stop = threading.Event()
@@ -79,7 +80,7 @@ def child(video: str, model_dir: str, out: str, backend: str) -> None:
     argv = ["classify", video, "--model", model_dir, "--segments", "--fps", "1"]
     for label in _models.LABELS_20:
         argv += ["-l", label]
-    argv += ["--backend", backend, "--format", "json", "-o", out, "-q"]
+    argv += ["--backend", backend, "--decode-workers", str(workers), "--format", "json", "-o", out, "-q"]
     t0 = time.perf_counter()
     rc = actionzs.cli.main(argv)
     seconds = time.perf_counter() - t0
@@ -94,10 +95,10 @@ def child(video: str, model_dir: str, out: str, backend: str) -> None:
     }))
 
 
-def run_child(video: Path, model_dir: Path, backend: str) -> dict:
+def run_child(video: Path, model_dir: Path, backend: str, workers: int) -> dict:
     out = HERE / "out" / f"memory-{video.stem}.json"
     command = [sys.executable, __file__, "--child", str(video), "--model-dir", str(model_dir), "--out", str(out),
-               "--backend", backend]
+               "--backend", backend, "--decode-workers", str(workers)]
     with _bench.Stopwatch() as sw:
         proc = subprocess.run(command, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -128,12 +129,13 @@ def main(argv=None) -> int:
     parser.add_argument("--two-hours", action="store_true", help="also a 2-hour clip")
     parser.add_argument("--backend", choices=("auto", "decord", "opencv"), default="auto",
                         help="the CLI's --backend (default auto = decord, as shipped)")
+    parser.add_argument("--decode-workers", type=int, default=1, metavar="N", help="the CLI's --decode-workers (default 1)")
     parser.add_argument("--child", metavar="VIDEO", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        child(args.child, args.model_dir, args.out, args.backend)
+        child(args.child, args.model_dir, args.out, args.backend, args.decode_workers)
         return 0
 
     print(f"date: {datetime.date.today().isoformat()}")
@@ -145,7 +147,7 @@ def main(argv=None) -> int:
     rows, peaks, work_peaks = [], {}, {}
     for seconds, clip in zip(lengths, clips):
         _models.log(f"processing {clip.name} in a fresh process ...")
-        r = run_child(clip, model_dir, args.backend)
+        r = run_child(clip, model_dir, args.backend, args.decode_workers)
         assert r["rc"] == 0, f"CLI exit status {r['rc']}"
         peaks[seconds] = r["peak_mb"]
         work_peaks[seconds] = r["work_peak_mb"]
@@ -155,7 +157,7 @@ def main(argv=None) -> int:
                      f"{r['work_peak_mb']:.0f}", f"{r['final_mb']:.0f}",
                      growth(r["samples"], r["seconds"]), f"{100 * r['timing'].others:.0f}%"])
     print(f"\nclips: {WIDTH}x{HEIGHT} 25 fps H.264 GOP {GOP}; model: {args.model} ({Path(model_dir).name}); "
-          f"CLI classify --segments --fps 1 --backend {args.backend}, 20 labels x 5 templates, top_k 5")
+          f"CLI classify --segments --fps 1 --backend {args.backend} --decode-workers {args.decode_workers}, 20 labels x 5 templates, top_k 5")
     print(_bench.table(rows, ["clip", "windows", "run s", "RSS imports MB", "RSS +model MB", "peak RSS MB",
                               "peak - load peak", "max sampled RSS after load", "final RSS MB",
                               "RSS at 25/50/75/100% of run", "others"]))
