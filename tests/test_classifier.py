@@ -434,6 +434,41 @@ def test_a_file_listed_twice_in_one_call_is_decoded_once(clips, opens):
     assert results[2].embeddings is results[0].embeddings
 
 
+def test_a_broken_file_listed_twice_is_opened_once_and_fails_twice(tmp_path, clips, opens):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video" * 100)
+    outcomes = list(make().classify_each([str(bad), clips["red"], str(bad)], SCENES))
+    assert opens == [str(bad), clips["red"]]
+    assert isinstance(outcomes[0][1], VideoDecodeError) and outcomes[2][1] is outcomes[0][1]
+    assert top(outcomes[1][1].labels) == "scene 0"
+
+
+def test_an_encoder_failure_on_one_video_leaves_the_next_ones_alone(clips):
+    class FailingOnScene2(SceneEncoder):
+        def embed_frames(self, pixels):
+            if any(read_scene(frame) == 2 for frame in pixels.numpy()):
+                raise RuntimeError("out of memory")
+            return super().embed_frames(pixels)
+
+    clf = ZeroShotVideoClassifier(FailingOnScene2(), batch_size=2)
+    outcomes = list(clf.classify_each([clips["blue"], clips["red"]], SCENES, num_frames=8))
+    assert isinstance(outcomes[0][1], RuntimeError) and "out of memory" in str(outcomes[0][1])
+    assert top(outcomes[1][1].labels) == "scene 0"
+    assert len(clf.encoder.embedded_indices) == 8  # red's 8 frames; blue's later batches were dropped
+
+
+def test_classify_each_mixes_paths_images_and_stored_embeddings(clips, opens):
+    clf = make()
+    stored = clf.embed(clips["red"])
+    opened = len(opens)
+    image = np.zeros((48, 64, 3), np.uint8)
+    outcomes = list(clf.classify_each([stored, clips["blue"], image], SCENES))
+    assert [type(o).__name__ for _, o in outcomes] == ["VideoResult"] * 3
+    assert top(outcomes[0][1].labels) == "scene 0" and top(outcomes[1][1].labels) == "scene 2"
+    assert outcomes[2][1].duration > 0
+    assert opens[opened:] == [clips["blue"]]  # the stored embeddings and the image need no decoder
+
+
 def test_a_hanging_video_in_a_batch_fails_alone(clips, monkeypatch):
     release = threading.Event()
     real = Video.iter_frames
