@@ -225,15 +225,17 @@ class ZeroShotVideoClassifier:
         """Each video's embeddings, or the error that stopped it, in order. One thread decodes the
         videos in turn (`prefetch_each`) while this one encodes; a file listed twice is embedded once."""
         keys = [self._cache_key(video, run) for video in videos]
+        # Decode workers take whole videos when there are several, else the batches of the one.
+        workers, split = (self.decode_workers, 1) if len(videos) > 1 else (1, self.decode_workers)
         first: dict[tuple, int] = {}
         same = [first.setdefault(key, k) if key is not None else k for k, key in enumerate(keys)]
         last_use = {position: k for k, position in enumerate(same)}
         sources = [
-            functools.partial(self._source, video, key, run) if same[k] == k else functools.partial(iter, [_Same(same[k])])
+            functools.partial(self._source, video, key, run, split) if same[k] == k else functools.partial(iter, [_Same(same[k])])
             for k, (video, key) in enumerate(zip(videos, keys))
         ]
         held: dict[int, Embeddings | Exception] = {}
-        stream = prefetch_each(sources, [_name(v) for v in videos], self.decode_timeout, meanwhile=meanwhile)
+        stream = prefetch_each(sources, [_name(v) for v in videos], self.decode_timeout, meanwhile=meanwhile, workers=workers)
         with closing(stream):
             for k, items in itertools.groupby(stream, key=itemgetter(0)):
                 try:
@@ -248,7 +250,7 @@ class ZeroShotVideoClassifier:
                     del held[position]
                 yield outcome
 
-    def _source(self, video, key: tuple | None, run: RunOptions) -> Iterator:
+    def _source(self, video, key: tuple | None, run: RunOptions, split: int) -> Iterator:
         """What the decoding thread makes of one video: its embeddings when they are known (stored or
         cached), else its plan followed by its preprocessed batches."""
         if isinstance(video, (FrameEmbeddings, ClipEmbeddings)):
@@ -265,7 +267,10 @@ class ZeroShotVideoClassifier:
             yield cached
             return
         with self._open(video) as opened:
-            plan = self._frame_plan(opened, run, key) if self.encoder.frames_per_clip is None else self._clip_plan(opened, run, key)
+            if self.encoder.frames_per_clip is None:
+                plan = self._frame_plan(opened, run, key, split)
+            else:
+                plan = self._clip_plan(opened, run, key)
             yield plan
             yield from plan.batches
 
@@ -318,7 +323,7 @@ class ZeroShotVideoClassifier:
             return ("fps", float(run.fps))
         return ("uniform", int(run.num_frames))
 
-    def _frame_plan(self, video: Video, run: RunOptions, key: tuple | None) -> _Plan:
+    def _frame_plan(self, video: Video, run: RunOptions, key: tuple | None, split: int) -> _Plan:
         kind, value = self._sampling(run)
         timeline = video.timeline
         sample = sampling.at_fps(timeline, value) if kind == "fps" else sampling.uniform(timeline, value)
@@ -330,14 +335,14 @@ class ZeroShotVideoClassifier:
             vectors = np.concatenate(encoded)[where]
             return FrameEmbeddings(vectors, sample.indices, sample.pts_seconds, duration, self.model, path, {kind: value})
 
-        return _Plan(key, self._frame_batches(video, unique), lambda pixels: self.encoder.embed_frames(pixels).cpu().numpy(), finish)
+        return _Plan(key, self._frame_batches(video, unique, split), lambda pixels: self.encoder.embed_frames(pixels).cpu().numpy(), finish)
 
-    def _frame_batches(self, video: Video, indices: np.ndarray) -> Iterator[torch.Tensor]:
-        """Preprocessed batches of the frames at `indices`, in order. With several decode workers,
-        each batch is read by one of them, every worker with a decoder of its own on the file."""
+    def _frame_batches(self, video: Video, indices: np.ndarray, workers: int) -> Iterator[torch.Tensor]:
+        """Preprocessed batches of the frames at `indices`, in order. With several workers, each batch
+        is read by one of them, every worker with a decoder of its own on the file."""
         preprocess = self.encoder.preprocessor
         size = preprocess.decode_size
-        if self.decode_workers == 1 or video.backend == "image" or len(indices) <= self.batch_size:
+        if workers == 1 or video.backend == "image" or len(indices) <= self.batch_size:
             for frames in video.iter_frames(indices, size, chunk=self.batch_size):
                 yield preprocess(frames.data)
             return
@@ -352,7 +357,7 @@ class ZeroShotVideoClassifier:
 
         chunks = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
         try:
-            yield from ordered_map(read, chunks, self.decode_workers)
+            yield from ordered_map(read, chunks, workers)
         finally:
             for worker_video in opened:
                 worker_video.close()
@@ -482,10 +487,10 @@ def pipeline(
 ) -> ZeroShotVideoClassifier:
     """Load `model` (hub id or local checkpoint directory) and return a ready classifier.
 
-    `decode_workers` > 1 decodes that many batches at once, each with its own decoder: worth it when
-    the encoder outruns one decoder (a GPU, or many cores). `options` set the defaults of every call
-    (see `RunOptions`): fps, num_frames, window, stride, pooling, hypothesis_template, top_k,
-    segments, events.
+    `decode_workers` > 1 decodes that many videos of a list at once, or the batches of a single
+    video, each with its own decoder: worth it when the encoder outruns one decoder (a GPU, or many
+    cores). `options` set the defaults of every call (see `RunOptions`): fps, num_frames, window,
+    stride, pooling, hypothesis_template, top_k, segments, events.
     """
     run = RunOptions().updated(**options)  # validate before the (slow) model load
     check_count("decode_workers", decode_workers)

@@ -42,7 +42,7 @@ def _model_options() -> argparse.ArgumentParser:
     model.add_argument("--backend", choices=("auto", "decord", "opencv"), help="video decoder")
     model.add_argument("--batch-size", type=int, metavar="N", help="frames per image-encoder call")
     model.add_argument("--decode-workers", type=int, metavar="N",
-                       help="batches decoded at once, each by its own decoder (more with a GPU or many cores)")
+                       help="decoders at work at once: on videos of the list, or on the batches of a single video")
     sampling = parent.add_argument_group("sampling and scoring")
     sampling.add_argument("--fps", type=float, metavar="R", help="frames per second embedded (segments on)")
     sampling.add_argument("--num-frames", type=int, metavar="N", help="frames for the clip score (segments off)")

@@ -15,7 +15,7 @@ import mmap
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import TypeVar
@@ -58,81 +58,122 @@ def prefetch_each(
     timeout: float,
     depth: int = 2,
     meanwhile: Callable[[], object] | None = None,
+    workers: int = 1,
 ) -> Iterator[tuple[int, object]]:
-    """The items of several sources, made one source after another by one background thread.
+    """The items of several sources, made by background threads and yielded source by source.
 
-    The thread starts source k+1 (opens the next video, decodes its first frames) as soon as it has
-    made source k's last item, while the consumer is still working on that one. Yields `(k, item)`
-    for each item, then `(k, END)`, or `(k, error)` when source k failed: the others go on. A source
-    that yields nothing for `timeout` seconds gets a `VideoDecodeError` naming `names[k]`; the stalled
-    thread (a daemon) is left behind and a fresh one goes on with source k+1. `meanwhile` runs in the
-    consumer's thread once the producer has started (e.g. encoding the labels).
+    Each source is made by one thread from start to end; a thread starts the next source (opens the
+    next video, decodes its first frames) as soon as it has made its last item, while the consumer
+    still works on that one. With `workers` threads, that many sources are made at once. Yields
+    `(k, item)` for each item, then `(k, END)`, or `(k, error)` when source k failed: the others go
+    on. A source that yields nothing for `timeout` seconds gets a `VideoDecodeError` naming
+    `names[k]`; its thread (a daemon) is left behind and a fresh one takes its place. `meanwhile`
+    runs in the consumer's thread once the threads have started (e.g. encoding the labels). At most
+    `depth` items of a source wait, and no source beyond the consumer's by more than `workers` starts.
     """
-    start = 0
-    while start < len(sources):
-        stalled = yield from _produce_from(sources, start, timeout, depth, meanwhile)
-        if stalled is None:
-            return
-        yield stalled, VideoDecodeError(names[stalled], f"decoding stalled: no frames for {timeout:g} s")
-        start, meanwhile = stalled + 1, None
+    pool = _Producers(sources, depth, workers)
+    try:
+        if meanwhile is not None:
+            meanwhile()
+        for k in range(len(sources)):
+            pool.reached(k)
+            while True:
+                try:
+                    item = pool.boxes[k].get(timeout=timeout)
+                except queue.Empty:
+                    pool.abandon(k)
+                    yield k, VideoDecodeError(names[k], f"decoding stalled: no frames for {timeout:g} s")
+                    break
+                if isinstance(item, BaseException) and not isinstance(item, Exception):
+                    raise item  # e.g. SystemExit in a source: stop everything
+                yield k, item
+                if item is END or isinstance(item, Exception):
+                    break
+    finally:
+        pool.stop(min(timeout, FINISH_SECONDS))
 
 
-def _produce_from(sources, start: int, timeout: float, depth: int, meanwhile) -> Generator[tuple, None, int | None]:
-    """`prefetch_each` from source `start` on, by one thread; returns the source it stalled on, if any."""
-    box: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
+class _Producers:
+    """The threads of `prefetch_each`: each claims the next source, makes it into that source's box."""
 
-    def put(item) -> bool:
-        while not stop.is_set():
+    def __init__(self, sources: Sequence[Callable[[], Iterable]], depth: int, workers: int):
+        self.sources, self.workers = sources, workers
+        self.boxes = [queue.Queue(maxsize=depth) for _ in sources]
+        self._changed = threading.Condition()
+        self._next = 0  # the next source to claim
+        self._reached = 0  # the source the consumer reads now
+        self._stopped = False
+        self._abandoned: set[int] = set()
+        self._working: dict[threading.Thread, int] = {}
+        self._threads = [self._start() for _ in range(min(workers, len(sources)))]
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._work, name="actionzs-decode", daemon=True)
+        thread.start()
+        return thread
+
+    def reached(self, k: int) -> None:
+        with self._changed:
+            self._reached = k
+            self._changed.notify_all()
+
+    def abandon(self, k: int) -> None:
+        """Source k stalled: its thread is left to itself, a new one takes its place."""
+        with self._changed:
+            self._abandoned.add(k)
+        while not self.boxes[k].empty():  # what it made so far is not wanted
+            self.boxes[k].get_nowait()
+        self._threads.append(self._start())
+
+    def stop(self, finish: float) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+            stalled = {thread for thread, k in self._working.items() if k in self._abandoned}
+        # Let threads finish the batch in hand (e.g. after Ctrl-C), so no decoder is still running
+        # while the interpreter shuts down; a stalled one is left behind as a daemon.
+        for thread in self._threads:
+            if thread not in stalled:
+                thread.join(timeout=finish)
+
+    def _claim(self) -> int | None:
+        with self._changed:
+            while not self._stopped and self._next < len(self.sources):
+                if self._next <= self._reached + self.workers:
+                    self._next += 1
+                    self._working[threading.current_thread()] = self._next - 1
+                    return self._next - 1
+                self._changed.wait()
+            return None
+
+    def _put(self, k: int, item) -> bool:
+        while not self._stopped and k not in self._abandoned:
             try:
-                box.put(item, timeout=0.1)
+                self.boxes[k].put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def produce() -> None:
-        for k in range(start, len(sources)):
-            items = None
+    def _work(self) -> None:
+        while (k := self._claim()) is not None:
+            items, outcome = None, END
             try:
-                items = sources[k]()
+                items = self.sources[k]()
                 for item in items:
-                    if not put((k, item)):
-                        return
-                outcome = END
+                    if not self._put(k, item):
+                        outcome = None  # stopped, or abandoned as stalled
+                        break
             except BaseException as exc:  # handed to the consumer, which yields or raises it
                 outcome = exc
             finally:
                 close = getattr(items, "close", None)  # a generator abandoned early runs its cleanup now
                 if close is not None:
                     close()
-            if not put((k, outcome)) or not (outcome is END or isinstance(outcome, Exception)):
+            if outcome is not None:
+                self._put(k, outcome)
+            if not (outcome is None or outcome is END or isinstance(outcome, Exception)):
                 return
-
-    worker = threading.Thread(target=produce, name="actionzs-decode", daemon=True)
-    worker.start()
-    awaited, stalled = start, False
-    try:
-        if meanwhile is not None:
-            meanwhile()
-        while awaited < len(sources):
-            try:
-                k, item = box.get(timeout=timeout)
-            except queue.Empty:
-                stalled = True
-                return awaited
-            if item is END or isinstance(item, BaseException):
-                if not (item is END or isinstance(item, Exception)):
-                    raise item  # e.g. SystemExit in a source: stop everything
-                awaited = k + 1
-            yield k, item
-        return None
-    finally:
-        stop.set()  # a producer still running stops at its next hand-over
-        if not stalled:
-            # Let it finish the batch in hand (e.g. after Ctrl-C), so no decoder is still running
-            # while the interpreter shuts down; a stalled one is left behind as a daemon.
-            worker.join(timeout=min(timeout, FINISH_SECONDS))
 
 
 def prefetch(

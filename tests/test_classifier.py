@@ -434,6 +434,15 @@ def test_a_file_listed_twice_in_one_call_is_decoded_once(clips, opens):
     assert results[2].embeddings is results[0].embeddings
 
 
+def test_decode_workers_take_whole_videos_of_a_list(clips, opens):
+    videos = [clips["red"], clips["scenes"], clips["blue"]]
+    expected = make(SEGMENTS, batch_size=4).classify_many(videos, SCENES)
+    opened = len(opens)
+    got = make(SEGMENTS, batch_size=4, decode_workers=2).classify_many(videos, SCENES)
+    assert [r.to_dict() for r in got] == [r.to_dict() for r in expected]
+    assert sorted(opens[opened:]) == sorted(videos)  # one decoder per video: none split across workers
+
+
 def test_a_broken_file_listed_twice_is_opened_once_and_fails_twice(tmp_path, clips, opens):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video" * 100)

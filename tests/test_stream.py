@@ -116,6 +116,54 @@ def test_the_next_source_starts_while_the_consumer_still_works_on_this_one():
     assert list(stream) == [(0, END), (1, "b"), (1, END)]
 
 
+def test_several_workers_make_sources_at_once_and_yield_them_in_order():
+    both_running = threading.Barrier(2, timeout=5)
+
+    def source(name):
+        def make():
+            both_running.wait()  # passes only when two sources are being made at the same time
+            yield name
+        return make
+
+    got = list(prefetch_each([source("a"), source("b"), lambda: iter(["c"])], ["a", "b", "c"], timeout=5, workers=2))
+    assert got == [(0, "a"), (0, END), (1, "b"), (1, END), (2, "c"), (2, END)]
+
+
+def test_workers_run_at_most_their_number_of_sources_ahead_of_the_consumer():
+    started, lock = [], threading.Lock()
+
+    def source(k):
+        def make():
+            with lock:
+                started.append(k)
+            yield k
+        return make
+
+    stream = prefetch_each([source(k) for k in range(8)], [str(k) for k in range(8)], timeout=5, workers=2)
+    assert next(stream) == (0, 0)
+    time.sleep(0.3)  # the threads have had time to run ahead as far as they may
+    assert sorted(started) == [0, 1, 2]  # the consumer is at source 0: sources 1 and 2 may start, 3 not
+    assert [k for k, item in stream if item is not END] == list(range(1, 8))
+
+
+def test_a_stalled_source_with_several_workers_fails_alone():
+    release = threading.Event()
+
+    def hanging():
+        release.wait(30)
+        yield "b"
+
+    sources = [lambda: iter(["a"]), hanging, lambda: iter(["c"]), lambda: iter(["d"])]
+    started = time.monotonic()
+    got = list(prefetch_each(sources, ["a", "b", "c", "d"], timeout=0.5, workers=2))
+    release.set()
+    assert [(k, item) for k, item in got if not isinstance(item, Exception)] == [
+        (0, "a"), (0, END), (2, "c"), (2, END), (3, "d"), (3, END)
+    ]
+    assert [(k, type(item).__name__) for k, item in got if isinstance(item, Exception)] == [(1, "VideoDecodeError")]
+    assert time.monotonic() - started < 5
+
+
 def test_a_stalled_source_is_an_error_naming_it_and_the_rest_still_run():
     release = threading.Event()
 
