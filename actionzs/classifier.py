@@ -227,15 +227,24 @@ class ZeroShotVideoClassifier:
         keys = [self._cache_key(video, run) for video in videos]
         # Decode workers take whole videos when there are several, else the batches of the one.
         workers, split = (self.decode_workers, 1) if len(videos) > 1 else (1, self.decode_workers)
+        opened: dict[int, Video | None] = {}  # each source's open video, set and read in its producer thread
         first: dict[tuple, int] = {}
         same = [first.setdefault(key, k) if key is not None else k for k, key in enumerate(keys)]
         last_use = {position: k for k, position in enumerate(same)}
         sources = [
-            functools.partial(self._source, video, key, run, split) if same[k] == k else functools.partial(iter, [_Same(same[k])])
+            functools.partial(self._source, video, key, run, split, functools.partial(opened.__setitem__, k))
+            if same[k] == k else functools.partial(iter, [_Same(same[k])])
             for k, (video, key) in enumerate(zip(videos, keys))
         ]
         held: dict[int, Embeddings | Exception] = {}
-        stream = prefetch_each(sources, [_name(v) for v in videos], self.decode_timeout, meanwhile=meanwhile, workers=workers)
+
+        def rest(k: int) -> None:  # source k's batches wait for the encoder: its decoder should too
+            if opened.get(k) is not None:
+                opened[k].rest()
+
+        stream = prefetch_each(
+            sources, [_name(v) for v in videos], self.decode_timeout, meanwhile=meanwhile, workers=workers, on_wait=rest
+        )
         with closing(stream):
             for k, items in itertools.groupby(stream, key=itemgetter(0)):
                 try:
@@ -250,9 +259,9 @@ class ZeroShotVideoClassifier:
                     del held[position]
                 yield outcome
 
-    def _source(self, video, key: tuple | None, run: RunOptions, split: int) -> Iterator:
+    def _source(self, video, key: tuple | None, run: RunOptions, split: int, show: Callable[[Video | None], None]) -> Iterator:
         """What the decoding thread makes of one video: its embeddings when they are known (stored or
-        cached), else its plan followed by its preprocessed batches."""
+        cached), else its plan followed by its preprocessed batches. `show` is told the open video."""
         if isinstance(video, (FrameEmbeddings, ClipEmbeddings)):
             self._check_embeddings(video)
             yield video
@@ -267,12 +276,16 @@ class ZeroShotVideoClassifier:
             yield cached
             return
         with self._open(video) as opened:
-            if self.encoder.frames_per_clip is None:
-                plan = self._frame_plan(opened, run, key, split)
-            else:
-                plan = self._clip_plan(opened, run, key)
-            yield plan
-            yield from plan.batches
+            show(opened)
+            try:
+                if self.encoder.frames_per_clip is None:
+                    plan = self._frame_plan(opened, run, key, split)
+                else:
+                    plan = self._clip_plan(opened, run, key)
+                yield plan
+                yield from plan.batches
+            finally:
+                show(None)
 
     def _collect(self, items: Iterator) -> Embeddings | _Same:
         """Encode one video's batches as they arrive (see `_source`) and remember the result."""
@@ -353,7 +366,9 @@ class ZeroShotVideoClassifier:
                 local.video = open_video(video.path, self.backend)
                 with lock:
                     opened.append(local.video)
-            return preprocess(local.video.get_frames(chunk, size).data)
+            frames = local.video.get_frames(chunk, size).data
+            local.video.rest()  # its next batch is further on: it seeks there anyway
+            return preprocess(frames)
 
         chunks = [indices[i : i + self.batch_size] for i in range(0, len(indices), self.batch_size)]
         try:

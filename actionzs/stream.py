@@ -59,6 +59,7 @@ def prefetch_each(
     depth: int = 2,
     meanwhile: Callable[[], object] | None = None,
     workers: int = 1,
+    on_wait: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[int, object]]:
     """The items of several sources, made by background threads and yielded source by source.
 
@@ -70,8 +71,10 @@ def prefetch_each(
     `names[k]`; its thread (a daemon) is left behind and a fresh one takes its place. `meanwhile`
     runs in the consumer's thread once the threads have started (e.g. encoding the labels). At most
     `depth` items of a source wait, and no source beyond the consumer's by more than `workers` starts.
+    `on_wait(k)` runs in a producer's thread when source k's items are not taken as fast as they come,
+    before it waits: the moment to tell a decoder to stop decoding ahead.
     """
-    pool = _Producers(sources, depth, workers)
+    pool = _Producers(sources, depth, workers, on_wait)
     try:
         if meanwhile is not None:
             meanwhile()
@@ -96,8 +99,8 @@ def prefetch_each(
 class _Producers:
     """The threads of `prefetch_each`: each claims the next source, makes it into that source's box."""
 
-    def __init__(self, sources: Sequence[Callable[[], Iterable]], depth: int, workers: int):
-        self.sources, self.workers = sources, workers
+    def __init__(self, sources: Sequence[Callable[[], Iterable]], depth: int, workers: int, on_wait):
+        self.sources, self.workers, self.on_wait = sources, workers, on_wait
         self.boxes = [queue.Queue(maxsize=depth) for _ in sources]
         self._changed = threading.Condition()
         self._next = 0  # the next source to claim
@@ -147,6 +150,12 @@ class _Producers:
             return None
 
     def _put(self, k: int, item) -> bool:
+        try:
+            self.boxes[k].put_nowait(item)
+            return True
+        except queue.Full:
+            if self.on_wait is not None:
+                self.on_wait(k)
         while not self._stopped and k not in self._abandoned:
             try:
                 self.boxes[k].put(item, timeout=0.1)

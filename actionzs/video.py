@@ -54,6 +54,9 @@ class _Reader(Protocol):
     def read(self, indices: np.ndarray, size: FrameSize | None) -> np.ndarray:
         """Frames at the sorted, unique `indices`, uint8 RGB [N, H, W, 3] at `size`."""
 
+    def rest(self) -> None:
+        """Nobody will read for a while: stop any decoding ahead (the next read may cost more)."""
+
     def close(self) -> None: ...
 
 
@@ -209,6 +212,13 @@ class _DecordReader:
         # of seeking back to a keyframe (X-CLIP's overlapping spans: 8 % of a call).
         return self._reader(size).get_batch(indices.tolist()).asnumpy()
 
+    def rest(self) -> None:
+        # An idle decord reader goes on decoding frames nobody asked for into memory (hundreds of
+        # MB within seconds, up to the rest of the file); a seek to the start stops that. The next
+        # read then decodes from the keyframe before its first frame.
+        for reader in self._readers.values():
+            reader.seek(0)
+
     def close(self) -> None:
         self._readers.clear()
 
@@ -304,6 +314,9 @@ class _OpenCVReader:
             self._cv2.cvtColor(bgr, self._cv2.COLOR_BGR2RGB, dst=out[slot])
         return out
 
+    def rest(self) -> None:
+        pass  # OpenCV decodes only when asked
+
     def close(self) -> None:
         if self._cap is not None:
             self._cap.release()
@@ -329,6 +342,9 @@ class _ImageReader:
         height, width = resize_dims(self.height, self.width, size)
         image = self._image if (width, height) == self._image.size else self._image.resize((width, height), self._resample)
         return np.repeat(np.asarray(image)[None], len(indices), axis=0)
+
+    def rest(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -538,6 +554,14 @@ class Video:
         if reader.timeline.num_frames < self.num_frames:
             log.warning("%s: only %d of %d frames decode with OpenCV", self.path, reader.timeline.num_frames, self.num_frames)
         return reader
+
+    def rest(self) -> None:
+        """Tell the decoder that no frames will be asked for a while, so it stops decoding ahead
+        (decord does, into memory, while idle); the next read may start from a keyframe."""
+        with self._lock:
+            if not self._closed and os.getpid() == self._pid:
+                with _STDERR.capture():
+                    self._reader.rest()
 
     def close(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import zlib
 
 import numpy as np
@@ -423,6 +424,27 @@ def test_the_next_video_decodes_while_this_one_is_encoded(clips, monkeypatch):
     outcomes = list(clf.classify_each([clips["red"], clips["blue"]], SCENES, num_frames=4))
     assert waited == [True]
     assert [top(result.labels) for _, result in outcomes] == ["scene 0", "scene 2"]
+
+
+def test_the_decoder_rests_while_a_slow_encoder_catches_up(clips, monkeypatch):
+    rests = []
+    real = Video.rest
+
+    def counting(self):
+        rests.append(self.path)
+        real(self)
+
+    monkeypatch.setattr(Video, "rest", counting)
+
+    class SlowEncoder(SceneEncoder):
+        def embed_frames(self, pixels):
+            time.sleep(0.1)
+            return super().embed_frames(pixels)
+
+    slow = ZeroShotVideoClassifier(SlowEncoder(), SEGMENTS, batch_size=2)
+    got = slow(clips["scenes"], candidate_labels=SCENES)
+    assert rests and set(rests) == {clips["scenes"]}
+    assert got == make(SEGMENTS, batch_size=2)(clips["scenes"], candidate_labels=SCENES)  # same frames, same result
 
 
 def test_a_file_listed_twice_in_one_call_is_decoded_once(clips, opens):

@@ -146,6 +146,28 @@ def test_workers_run_at_most_their_number_of_sources_ahead_of_the_consumer():
     assert [k for k, item in stream if item is not END] == list(range(1, 8))
 
 
+def test_on_wait_is_told_when_a_sources_items_back_up():
+    waits = []
+    stream = prefetch_each([lambda: iter(range(6))], ["a"], timeout=5, depth=2, on_wait=waits.append)
+    assert next(stream) == (0, 0)
+    time.sleep(0.3)  # the producer fills the box and has to wait for the consumer
+    assert waits and set(waits) == {0}
+    assert [item for _, item in stream] == [1, 2, 3, 4, 5, END]
+
+
+def test_on_wait_is_not_called_while_the_consumer_keeps_up():
+    waits = []
+    release = threading.Event()
+
+    def slow():
+        for i in range(4):
+            release.wait(0.05)  # slower than the consumer
+            yield i
+
+    assert [item for _, item in prefetch_each([slow], ["a"], timeout=5, depth=2, on_wait=waits.append)] == [0, 1, 2, 3, END]
+    assert waits == []
+
+
 def test_a_stalled_source_with_several_workers_fails_alone():
     release = threading.Event()
 

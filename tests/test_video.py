@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -189,6 +190,42 @@ def test_repeated_calls_on_one_video_stay_exact(gop50, backend):
     video = open_video(gop50, backend)
     for wanted in ([100], [3], [100, 101], [0], [119, 118, 117]):
         assert_exact(video.get_frames(wanted), video, wanted)
+
+
+def test_frames_stay_exact_when_the_decoder_rests_between_reads(gop50, backend):
+    video = open_video(gop50, backend)
+    for wanted in ([10, 20], [30, 31, 75], [5], [110, 119]):
+        assert_exact(video.get_frames(wanted), video, wanted)
+        video.rest()
+    video.close()
+    video.rest()  # harmless once closed
+
+
+def _rss_mb() -> float:
+    return int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1]) / 1024
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/self/status")
+def test_a_resting_decord_reader_does_not_decode_ahead_into_memory(tmp_path):
+    """decord goes on decoding frames nobody asked for while it is idle; `rest` stops that."""
+    pytest.importorskip("decord")
+    path = write_clip(tmp_path / "long.mp4", 1500, fps=25, width=320, height=240, gop=250)
+
+    def growth_while_idle(rest: bool) -> float:
+        video = open_video(path, "decord")
+        video.get_frames(range(0, 800, 25), size=224)
+        if rest:
+            video.rest()
+        before = _rss_mb()
+        time.sleep(1.0)
+        grown = _rss_mb() - before
+        video.close()
+        return grown
+
+    if growth_while_idle(rest=False) < 60:
+        pytest.skip("decord did not decode ahead within a second here (busy machine?)")
+    assert growth_while_idle(rest=True) < 30
 
 
 def test_pixels_are_the_drawn_picture(clip_paths, backend):
