@@ -559,9 +559,13 @@ class Video:
         """Tell the decoder that no frames will be asked for a while, so it stops decoding ahead
         (decord does, into memory, while idle); the next read may start from a keyframe."""
         with self._lock:
-            if not self._closed and os.getpid() == self._pid:
+            if self._closed or os.getpid() != self._pid:
+                return
+            try:
                 with _STDERR.capture():
                     self._reader.rest()
+            except Exception as exc:  # advice only: a decoder that cannot rest reads on as before
+                log.debug("%s: the decoder could not rest: %s", self.path, _decoder_message(exc))
 
     def close(self) -> None:
         with self._lock:

@@ -201,6 +201,17 @@ def test_frames_stay_exact_when_the_decoder_rests_between_reads(gop50, backend):
     video.rest()  # harmless once closed
 
 
+def test_a_decoder_that_cannot_rest_reads_on(gop50, monkeypatch):
+    video = open_video(gop50, "opencv")
+
+    def broken():
+        raise RuntimeError("seek failed")
+
+    monkeypatch.setattr(video._reader, "rest", broken)
+    video.rest()  # only advice: no error
+    assert_exact(video.get_frames([7, 8]), video, [7, 8])
+
+
 def _rss_mb() -> float:
     return int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1]) / 1024
 
