@@ -79,29 +79,32 @@ def prefetch_each(
         if meanwhile is not None:
             meanwhile()
         for k in range(len(sources)):
-            pool.reached(k)
+            box = pool.reached(k)
             while True:
                 try:
-                    item = pool.boxes[k].get(timeout=timeout)
+                    item = box.get(timeout=timeout)
                 except queue.Empty:
                     pool.abandon(k)
                     yield k, VideoDecodeError(names[k], f"decoding stalled: no frames for {timeout:g} s")
                     break
                 if isinstance(item, BaseException) and not isinstance(item, Exception):
                     raise item  # e.g. SystemExit in a source: stop everything
-                yield k, item
                 if item is END or isinstance(item, Exception):
+                    pool.finished(k)
+                    yield k, item
                     break
+                yield k, item
     finally:
         pool.stop(min(timeout, FINISH_SECONDS))
 
 
 class _Producers:
-    """The threads of `prefetch_each`: each claims the next source, makes it into that source's box."""
+    """The threads of `prefetch_each`: each claims the next source, makes it into that source's box
+    (a bounded queue, made when first needed and dropped once read: a scan may list 100,000 files)."""
 
     def __init__(self, sources: Sequence[Callable[[], Iterable]], depth: int, workers: int, on_wait):
-        self.sources, self.workers, self.on_wait = sources, workers, on_wait
-        self.boxes = [queue.Queue(maxsize=depth) for _ in sources]
+        self.sources, self.depth, self.workers, self.on_wait = sources, depth, workers, on_wait
+        self._boxes: dict[int, queue.Queue] = {}
         self._changed = threading.Condition()
         self._next = 0  # the next source to claim
         self._reached = 0  # the source the consumer reads now
@@ -115,17 +118,31 @@ class _Producers:
         thread.start()
         return thread
 
-    def reached(self, k: int) -> None:
+    def _box(self, k: int) -> queue.Queue:
+        with self._changed:
+            box = self._boxes.get(k)
+            if box is None:
+                box = queue.Queue(maxsize=self.depth)
+                if k not in self._abandoned:  # a late put for an abandoned source goes nowhere
+                    self._boxes[k] = box
+            return box
+
+    def reached(self, k: int) -> queue.Queue:
+        """The consumer reads source k now: later ones may start; returns k's box."""
         with self._changed:
             self._reached = k
             self._changed.notify_all()
+        return self._box(k)
+
+    def finished(self, k: int) -> None:
+        with self._changed:
+            self._boxes.pop(k, None)
 
     def abandon(self, k: int) -> None:
         """Source k stalled: its thread is left to itself, a new one takes its place."""
         with self._changed:
             self._abandoned.add(k)
-        while not self.boxes[k].empty():  # what it made so far is not wanted
-            self.boxes[k].get_nowait()
+            self._boxes.pop(k, None)  # with what it made so far
         self._threads.append(self._start())
 
     def stop(self, finish: float) -> None:
@@ -150,15 +167,18 @@ class _Producers:
             return None
 
     def _put(self, k: int, item) -> bool:
+        if self._stopped or k in self._abandoned:
+            return False
+        box = self._box(k)
         try:
-            self.boxes[k].put_nowait(item)
+            box.put_nowait(item)
             return True
         except queue.Full:
             if self.on_wait is not None:
                 self.on_wait(k)
         while not self._stopped and k not in self._abandoned:
             try:
-                self.boxes[k].put(item, timeout=0.1)
+                box.put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue

@@ -168,6 +168,21 @@ def test_on_wait_is_not_called_while_the_consumer_keeps_up():
     assert waits == []
 
 
+def test_many_sources_cost_no_memory_per_source_once_read():
+    """A scan may list 100,000 files: what is kept per source must go once it has been read."""
+    import tracemalloc
+
+    count = 20_000
+    tracemalloc.start()
+    try:
+        seen = sum(1 for _, item in prefetch_each([lambda: iter([1])] * count, ["v"] * count, timeout=5) if item is END)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert seen == count
+    assert peak < 10 * 2**20  # a bounded queue per source kept to the end would be about 80 MB
+
+
 def test_a_stalled_source_with_several_workers_fails_alone():
     release = threading.Event()
 
