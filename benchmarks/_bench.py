@@ -93,6 +93,24 @@ def wait_quiet(max_wait: float, threshold: float = 0.10, window: float = 2.0) ->
     return load
 
 
+def timed(series: Series, fn, quiet_wait: float):
+    """Wait (at most `quiet_wait` s) for the other processes to go quiet, then time `fn` into
+    `series`; returns what `fn` returned."""
+    wait_quiet(quiet_wait, window=1.0)
+    with Stopwatch() as sw:
+        value = fn()
+    series.add(sw.timing)
+    return value
+
+
+def add_run_options(parser, repeat: int, quiet_wait: float) -> None:
+    """The options every side-by-side benchmark takes: repetitions, skipping naive, waiting for quiet."""
+    parser.add_argument("--repeat", type=int, default=repeat, help="runs of each fast path (best is reported)")
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive path")
+    parser.add_argument("--quiet-wait", type=float, default=quiet_wait,
+                        help="before each measurement, wait up to this many seconds for other processes to go idle")
+
+
 def loadavg() -> str:
     try:
         return " ".join(open("/proc/loadavg").read().split()[:3])

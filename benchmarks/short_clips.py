@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 
 import _bench  # noqa: E402
 import _models  # noqa: E402
-from _bench import Series, Stopwatch  # noqa: E402
+from _bench import Series  # noqa: E402
 from throughput import naive_clip  # noqa: E402
 
 
@@ -44,10 +44,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clips", type=int, default=12, help="number of files (default 12)")
     parser.add_argument("--seconds", type=int, default=10, help="length of each file (default 10)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each fast path (best is reported)")
-    parser.add_argument("--no-naive", action="store_true", help="skip the naive path")
-    parser.add_argument("--quiet-wait", type=float, default=10,
-                        help="before each measurement, wait up to this many seconds for other processes to go idle")
+    _bench.add_run_options(parser, repeat=3, quiet_wait=10)
     return parser.parse_args(argv)
 
 
@@ -121,11 +118,7 @@ def main(argv=None) -> int:
     series = {k: Series(k) for k in ("one_by_one", "batched", "batched2", "cli", "limit", "naive")}
 
     def measure(key: str, fn):
-        _bench.wait_quiet(args.quiet_wait, window=1.0)
-        with Stopwatch() as sw:
-            value = fn()
-        series[key].add(sw.timing)
-        return value
+        return _bench.timed(series[key], fn, args.quiet_wait)
 
     same = True
     for round_no in range(args.repeat):

@@ -62,11 +62,8 @@ def parse_args(argv=None):
     parser.add_argument("--long", action="store_true", help="also run a 10-minute 720p clip")
     parser.add_argument("--size", default="1280x720", help="clip size WxH (default 1280x720)")
     parser.add_argument("--xclip", action="store_true", help="X-CLIP base/32 shapes instead of CLIP ViT-B/32")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of each fast path (best is reported)")
     parser.add_argument("--naive-repeat", type=int, default=1, help="runs of the naive path")
-    parser.add_argument("--no-naive", action="store_true", help="skip the naive path")
-    parser.add_argument("--quiet-wait", type=float, default=15,
-                        help="before each measurement, wait up to this many seconds for other processes to go idle")
+    _bench.add_run_options(parser, repeat=5, quiet_wait=15)
     return parser.parse_args(argv)
 
 
@@ -238,12 +235,7 @@ def run_clip(video: str, args, xclip: bool) -> dict:
         series["score"].add(sw.timing)
 
     def measure(key: str, fn):
-        """Wait (bounded) for the other processes to go quiet, then time `fn` into series[key]."""
-        _bench.wait_quiet(args.quiet_wait, window=1.0)
-        with Stopwatch() as sw:
-            value = fn()
-        series[key].add(sw.timing)
-        return value
+        return _bench.timed(series[key], fn, args.quiet_wait)
 
     def load_naive() -> None:
         if xclip:
