@@ -227,19 +227,19 @@ class ZeroShotVideoClassifier:
         keys = [self._cache_key(video, run) for video in videos]
         # Decode workers take whole videos when there are several, else the batches of the one.
         workers, split = (self.decode_workers, 1) if len(videos) > 1 else (1, self.decode_workers)
-        opened: dict[int, Video | None] = {}  # each source's open video, set and read in its producer thread
+        opened: dict[int, Video] = {}  # each source's open video, set and read in its producer thread
         first: dict[tuple, int] = {}
         same = [first.setdefault(key, k) if key is not None else k for k, key in enumerate(keys)]
         last_use = {position: k for k, position in enumerate(same)}
         sources = [
-            functools.partial(self._source, video, key, run, split, functools.partial(opened.__setitem__, k))
+            functools.partial(self._source, video, key, run, split, opened, k)
             if same[k] == k else functools.partial(iter, [_Same(same[k])])
             for k, (video, key) in enumerate(zip(videos, keys))
         ]
         held: dict[int, Embeddings | Exception] = {}
 
         def rest(k: int) -> None:  # source k's batches wait for the encoder: its decoder should too
-            if opened.get(k) is not None:
+            if k in opened:
                 opened[k].rest()
 
         stream = prefetch_each(
@@ -259,9 +259,10 @@ class ZeroShotVideoClassifier:
                     del held[position]
                 yield outcome
 
-    def _source(self, video, key: tuple | None, run: RunOptions, split: int, show: Callable[[Video | None], None]) -> Iterator:
+    def _source(self, video, key: tuple | None, run: RunOptions, split: int, opened: dict[int, Video], k: int) -> Iterator:
         """What the decoding thread makes of one video: its embeddings when they are known (stored or
-        cached), else its plan followed by its preprocessed batches. `show` is told the open video."""
+        cached), else its plan followed by its preprocessed batches. While open, the video is
+        `opened[k]`."""
         if isinstance(video, (FrameEmbeddings, ClipEmbeddings)):
             self._check_embeddings(video)
             yield video
@@ -275,17 +276,17 @@ class ZeroShotVideoClassifier:
         if cached is not None:
             yield cached
             return
-        with self._open(video) as opened:
-            show(opened)
+        with self._open(video) as current:
+            opened[k] = current
             try:
                 if self.encoder.frames_per_clip is None:
-                    plan = self._frame_plan(opened, run, key, split)
+                    plan = self._frame_plan(current, run, key, split)
                 else:
-                    plan = self._clip_plan(opened, run, key)
+                    plan = self._clip_plan(current, run, key)
                 yield plan
                 yield from plan.batches
             finally:
-                show(None)
+                del opened[k]
 
     def _collect(self, items: Iterator) -> Embeddings | _Same:
         """Encode one video's batches as they arrive (see `_source`) and remember the result."""
