@@ -42,10 +42,9 @@ def mapped_empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
     large tensor the encoder makes and nearly double its time.
     """
     count = math.prod(shape)
-    itemsize = torch.empty((), dtype=dtype).element_size()
     if count == 0:
         return torch.empty(tuple(shape), dtype=dtype)
-    return torch.frombuffer(mmap.mmap(-1, count * itemsize), dtype=dtype).view(tuple(shape))
+    return torch.frombuffer(mmap.mmap(-1, count * dtype.itemsize), dtype=dtype).view(tuple(shape))
 
 
 #: What `prefetch_each` yields for a source once all its items have been made.
