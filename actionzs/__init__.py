@@ -5,7 +5,9 @@
     >>> clf("match.mp4", candidate_labels=["shooting a free throw", "dribbling"])
     [{'label': 'shooting a free throw', 'score': 0.83, 'similarity': 0.27}, ...]
 
-Names are imported on first use, so `actionzs probe` and `--help` start without loading torch.
+Names are imported on first use, so `actionzs probe` and `--help` start without loading torch, and
+importing actionzs changes nothing outside it: the transformers task is registered only by
+`actionzs.register_transformers_task()`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "pipeline": "classifier",
     "ZeroShotVideoClassifier": "classifier",
-    "VideoResult": "classifier",
+    "VideoResult": "results",
+    "embed_video": "embed",
+    "Opener": "embed",
+    "LocalExecutor": "executor",
+    "register_transformers_task": "hf",
     "RunOptions": "options",
     "EventOptions": "events",
     "find_events": "events",
@@ -29,6 +35,10 @@ _EXPORTS = {
     "Label": "prompts",
     "read_labels_file": "prompts",
     "load_encoder": "models",
+    "ModelRef": "models",
+    "Encoder": "models",
+    "FrameEncoder": "models",
+    "register_encoder": "models",
     "load_config": "config",
     "ActionzsError": "errors",
     "VideoDecodeError": "errors",
@@ -37,11 +47,6 @@ _EXPORTS = {
     "InvalidInputError": "errors",
 }
 __all__ = sorted(_EXPORTS) + ["sampling"]
-
-
-from .hf import register_when_transformers_loads as _register
-
-_register()
 
 
 def __getattr__(name: str):

@@ -16,8 +16,8 @@ import numpy as np
 from .atomic import atomic_file
 
 
-class _Stored:
-    """save/load for a dataclass of arrays (`_arrays`) and JSON-able metadata (`_meta`)."""
+class StoredEmbeddings:
+    """Embeddings as stored: save/load of a dataclass of arrays (`_arrays`) and JSON-able metadata (`_meta`)."""
 
     kind: ClassVar[str]
     _arrays: ClassVar[tuple[str, ...]]
@@ -37,14 +37,24 @@ class _Stored:
             kind = meta.pop("kind", None)
             if kind != cls.kind:
                 raise ValueError(f"{path}: holds {kind!r} embeddings, not {cls.kind!r}")
+            unknown = set(meta) - set(cls._meta)
+            if unknown:
+                raise ValueError(f"{path}: unknown fields {', '.join(sorted(unknown))} (made by a newer actionzs?)")
             return cls(**{k: data[k] for k in cls._arrays}, **meta)
 
 
+def _finite(source: str, values: np.ndarray) -> None:
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{source}: embeddings hold non-finite values (NaN or infinity)")
+
+
 @dataclass(frozen=True, repr=False)
-class FrameEmbeddings(_Stored):
+class FrameEmbeddings(StoredEmbeddings):
     """Unit-length embeddings of sampled frames (float32 [T, D]) with their frame indices and times.
 
-    `sampling` records how the frames were chosen (e.g. {"fps": 1.0}); `duration` is the video's.
+    `sampling` records how the frames were chosen (e.g. {"fps": 1.0}); `duration` is the video's;
+    `model` names the model as the user did and `fingerprint` identifies its weights (see
+    `models.fingerprint`): only an encoder with that fingerprint scores these vectors.
     """
 
     vectors: np.ndarray
@@ -54,10 +64,11 @@ class FrameEmbeddings(_Stored):
     model: str
     source: str
     sampling: dict = field(default_factory=dict)
+    fingerprint: str | None = None
 
     kind = "frames"
     _arrays = ("vectors", "indices", "pts_seconds")
-    _meta = ("duration", "model", "source", "sampling")
+    _meta = ("duration", "model", "source", "sampling", "fingerprint")
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 2 or len(self.vectors) == 0:
@@ -66,6 +77,7 @@ class FrameEmbeddings(_Stored):
             raise ValueError(f"{self.source}: {len(self.vectors)} vectors for {len(self.indices)} frames")
         if np.any(np.diff(self.pts_seconds) < 0):
             raise ValueError(f"{self.source}: frame times must be in increasing order")
+        _finite(self.source, self.vectors)
 
     def __len__(self) -> int:
         return len(self.vectors)
@@ -78,11 +90,12 @@ class FrameEmbeddings(_Stored):
 
 
 @dataclass(frozen=True, repr=False)
-class ClipEmbeddings(_Stored):
+class ClipEmbeddings(StoredEmbeddings):
     """Per-span clip features of a clip encoder (X-CLIP): one row per span [start, end) in seconds.
 
     `video` holds unit-length video embeddings [S, D]; `visual` the features the model conditions
-    its text on [S, P, D]; `indices` the frames each span was built from [S, T].
+    its text on [S, P, D]; `indices` the frames each span was built from [S, T]; `model` and
+    `fingerprint` as for `FrameEmbeddings`.
     """
 
     spans: np.ndarray
@@ -92,14 +105,17 @@ class ClipEmbeddings(_Stored):
     duration: float
     model: str
     source: str
+    fingerprint: str | None = None
 
     kind = "clips"
     _arrays = ("spans", "video", "visual", "indices")
-    _meta = ("duration", "model", "source")
+    _meta = ("duration", "model", "source", "fingerprint")
 
     def __post_init__(self) -> None:
         if not len(self.spans) == len(self.video) == len(self.visual) == len(self.indices) > 0:
             raise ValueError(f"{self.source}: clip features disagree in length or are empty")
+        _finite(self.source, self.video)
+        _finite(self.source, self.visual)
 
     def __len__(self) -> int:
         return len(self.spans)

@@ -3,7 +3,7 @@
 It reads the settings of the checkpoint's own transformers image processor, so the tensors equal what
 that processor makes. Frames normally arrive already resized by the decoder (`decode_size`), which
 leaves crop and normalisation; other sizes are resized here with antialiased bicubic interpolation.
-A batch lives in a memory mapping of its own (`stream.mapped_empty`): it is made in the decoding
+A batch lives in a memory mapping of its own (`mapped.mapped_empty`): it is made in the decoding
 thread and freed in the encoding one.
 """
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .frames import FrameSize, resize_dims
-from .stream import mapped_empty
+from .mapped import mapped_empty
 
 
 def _field(size, key: str):

@@ -12,7 +12,7 @@ import io
 
 import numpy as np
 
-from .classifier import VideoResult
+from .results import VideoResult
 from .events import window_cells
 from .output import hms
 from .sampling import Span

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from .embeddings import FrameEmbeddings
-from .models.base import ScoreHead
 from .sampling import Span, frames_in
+
+if TYPE_CHECKING:
+    from .models.base import ScoreHead
 
 POOLINGS = ("mean", "max")
 
@@ -19,6 +23,7 @@ POOLINGS = ("mean", "max")
 DIRECT_SUM_LIMIT = 64
 
 
+@functools.cache
 def _acknowledge_sparse_csr_beta() -> None:
     """torch warns once per process that sparse CSR tensors are beta; the one product used here
     (window weights times dense rows) is stable, so take that warning here, not in users' output."""
@@ -26,9 +31,6 @@ def _acknowledge_sparse_csr_beta() -> None:
         warnings.simplefilter("ignore")
         empty = torch.zeros(0, dtype=torch.int64)
         torch.sparse_csr_tensor(torch.zeros(2, dtype=torch.int64), empty, torch.zeros(0), size=(1, 1), check_invariants=False)
-
-
-_acknowledge_sparse_csr_beta()
 
 
 def pool(vectors: np.ndarray, ranges: np.ndarray, pooling: str = "mean") -> torch.Tensor:
@@ -52,6 +54,7 @@ def pool(vectors: np.ndarray, ranges: np.ndarray, pooling: str = "mean") -> torc
 
 def _direct_means(vectors: np.ndarray, ranges: np.ndarray, counts: np.ndarray) -> torch.Tensor:
     """One sparse product: a [S, T] matrix holding 1/count over each window's frames."""
+    _acknowledge_sparse_csr_beta()
     offsets = np.concatenate([[0], np.cumsum(counts)])
     columns = np.arange(offsets[-1]) + np.repeat(ranges[:, 0] - offsets[:-1], counts)
     weights = torch.from_numpy(np.repeat(1.0 / counts, counts).astype(np.float32))

@@ -4,14 +4,12 @@ One thread works through a list of videos in turn, so the next video's frames de
 one's last batch is encoded. The queue holds at most `depth` batches, so memory stays bounded however
 long the video is, and every wait on the decoder is bounded in time: a decoder that stalls becomes an
 error, not a hang.
-`ordered_map` spreads the decoding over several threads, and `mapped_empty` gives the batches
-handed between threads memory of their own, so they cannot fragment the allocator's heaps.
+`ordered_map` spreads the decoding over several threads. Nothing here needs torch, so `probe`
+can bound its decoder calls without loading it.
 """
 
 from __future__ import annotations
 
-import math
-import mmap
 import queue
 import threading
 from collections import deque
@@ -19,8 +17,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from typing import TypeVar
-
-import torch
 
 from .errors import VideoDecodeError
 
@@ -30,21 +26,6 @@ R = TypeVar("R")
 DECODE_TIMEOUT = 300.0
 #: How long an abandoned producer may take to finish the batch it holds.
 FINISH_SECONDS = 30.0
-
-
-def mapped_empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised tensor in a memory mapping of its own, returned to the system when freed.
-
-    For batches handed from the decoding thread to the encoding one: allocated by malloc, such a
-    buffer would come from the decoding thread's heap once glibc has raised its mmap threshold (it
-    does after each large free), and heaps that one thread fills and another empties fragment, so
-    hours of video would cost hundreds of MB. Fixing malloc's threshold instead would map every
-    large tensor the encoder makes and nearly double its time.
-    """
-    count = math.prod(shape)
-    if count == 0:
-        return torch.empty(tuple(shape), dtype=dtype)
-    return torch.frombuffer(mmap.mmap(-1, count * dtype.itemsize), dtype=dtype).view(tuple(shape))
 
 
 #: What `prefetch_each` yields for a source once all its items have been made.

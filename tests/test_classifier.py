@@ -20,13 +20,13 @@ import pytest
 import torch
 
 import actionzs
-import actionzs.classifier as classifier_module
+import actionzs.embed as embed_module
 from actionzs import sampling
 from actionzs.classifier import ZeroShotVideoClassifier
 from actionzs.embeddings import FrameEmbeddings
 from actionzs.errors import InvalidInputError, VideoDecodeError
 from actionzs.events import EventOptions
-from actionzs.models import ScoreHead, load_encoder
+from actionzs.models import FrameEncoder, ScoreHead, load_encoder
 from actionzs.options import RunOptions
 from actionzs.prompts import TEXT_BATCH, parse_labels
 from actionzs.testing import SCENE_COLOURS, read_index, read_scene, write_clip
@@ -66,10 +66,9 @@ def text_vector(text: str) -> torch.Tensor:
     return vector / vector.norm()
 
 
-class SceneEncoder:
+class SceneEncoder(FrameEncoder):
     """A FrameEncoder: frame -> e_(its scene), "scene k" -> e_k; records what it is asked."""
 
-    frames_per_clip = None
     texts_normalised = True
 
     def __init__(self, name: str = "scene-test"):
@@ -126,13 +125,13 @@ def clips(tmp_path_factory):
 def opens(monkeypatch):
     """Counts the videos the classifier opens (decoding starts with opening)."""
     calls = []
-    real = classifier_module.open_video
+    real = embed_module.open_video
 
     def counting(path, *args, **kwargs):
         calls.append(path)
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(classifier_module, "open_video", counting)
+    monkeypatch.setattr(embed_module, "open_video", counting)
     return calls
 
 
@@ -403,7 +402,7 @@ def test_the_next_video_decodes_while_this_one_is_encoded(clips, monkeypatch):
     """The first video's only batch is encoded only once the second video has been opened: this
     could not finish if the videos were decoded one after the other's encoding."""
     second_opened = threading.Event()
-    real = classifier_module.open_video
+    real = embed_module.open_video
 
     def opening(path, *args, **kwargs):
         video = real(path, *args, **kwargs)
@@ -411,7 +410,7 @@ def test_the_next_video_decodes_while_this_one_is_encoded(clips, monkeypatch):
             second_opened.set()
         return video
 
-    monkeypatch.setattr(classifier_module, "open_video", opening)
+    monkeypatch.setattr(embed_module, "open_video", opening)
     waited = []
 
     class WaitingEncoder(SceneEncoder):

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from actionzs.errors import VideoDecodeError
-from actionzs.stream import END, bounded_call, mapped_empty, ordered_map, prefetch, prefetch_each
+from actionzs.mapped import mapped_empty
+from actionzs.stream import END, bounded_call, ordered_map, prefetch, prefetch_each
 
 
 def test_items_arrive_in_order():
@@ -225,12 +226,12 @@ def test_a_hanging_decoder_does_not_hang_the_classifier(monkeypatch, tmp_path):
     import torch
 
     from actionzs.classifier import ZeroShotVideoClassifier
-    from actionzs.models.base import ScoreHead
+    from actionzs.models import FrameEncoder, ScoreHead
     from actionzs.testing import write_clip
     from actionzs.video import Video
 
-    class Encoder:
-        name, frames_per_clip, texts_normalised = "test", None, True
+    class Encoder(FrameEncoder):
+        name, texts_normalised = "test", True
         head = ScoreHead(scale=1.0)
 
         class preprocessor:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from .base import ScoreHead, TransformersEncoder, normalise, projected, tokenize
+from .base import ScoreHead, normalise, projected, tokenize
+from .checkpoint import CheckpointEncoder
+from .frame import FrameEncoder
 
 
-class DualEncoder(TransformersEncoder):
+class DualEncoder(CheckpointEncoder, FrameEncoder):
     """Embeds frames and texts separately; a clip or window is a pooled set of frame embeddings."""
 
-    frames_per_clip = None
     texts_normalised = True
 
-    def __init__(self, name: str, model, tokenizer, image_processor):
-        super().__init__(name, model, tokenizer, image_processor)
+    def __init__(self, name: str, model, tokenizer, image_processor, fingerprint: str | None = None, ref=None):
+        super().__init__(name, model, tokenizer, image_processor, fingerprint, ref)
         model_type = model.config.model_type
         self._siglip = "siglip" in model_type
         text_config = model.config.text_config
@@ -26,6 +27,11 @@ class DualEncoder(TransformersEncoder):
             bias=float(bias.detach().float()) if bias is not None else None,
             activation="sigmoid" if self._siglip else "softmax",
         )
+
+    @classmethod
+    def accepts(cls, model) -> bool:
+        """Any model with image and text features to compare."""
+        return all(hasattr(model, f) for f in ("get_image_features", "get_text_features"))
 
     @torch.inference_mode()
     def embed_frames(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,119 @@
+"""The local executor: `embed_video`'s steps for a list of videos, decoding overlapped with encoding.
+
+Decoding threads open each video, plan it and make its preprocessed batches (`stream.prefetch_each`:
+bounded queues, every wait bounded in time); the caller's thread encodes the batches and assembles
+the embeddings. The next video decodes while this one is encoded; with `decode_workers` N, N videos
+of a list decode at once, or, for a single video, N of its independent reads (`Plan.chunks`), each
+by a decoder of its own. Results are those of `embed_video`, video for video.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
+from operator import itemgetter
+
+from .embed import Embeddings, Opener, source_name
+from .options import RunOptions, check_count
+from .stream import DECODE_TIMEOUT, END, ordered_map, prefetch_each
+from .video import Video
+
+
+class LocalExecutor:
+    """Runs the per-video step in this process: decoding in `decode_workers` threads, encoding in
+    the caller's; a decoder call (open, or one batch) that takes over `decode_timeout` seconds fails
+    that video with a `VideoDecodeError` and the others go on."""
+
+    def __init__(self, decode_workers: int = 1, decode_timeout: float = DECODE_TIMEOUT):
+        check_count("decode_workers", decode_workers)
+        self.decode_workers = decode_workers
+        self.decode_timeout = decode_timeout
+
+    def embed_each(
+        self,
+        sources: Sequence,
+        encoder,
+        run: RunOptions,
+        opener: Opener,
+        batch_size: int,
+        meanwhile: Callable[[], object] | None = None,
+    ) -> Iterator[Embeddings | Exception]:
+        """Each source's embeddings, or the error that stopped it, in order. `meanwhile` runs in
+        this thread while the first video opens and its first frames decode."""
+        # Decode workers take whole videos when there are several, else the reads of the one.
+        workers, split = (self.decode_workers, 1) if len(sources) > 1 else (1, self.decode_workers)
+        opened: dict[int, Video] = {}  # each source's open video, set and read in its decoding thread
+        made = [
+            functools.partial(self._decoded, source, encoder, run, opener, batch_size, split, opened, k)
+            for k, source in enumerate(sources)
+        ]
+
+        def rest(k: int) -> None:  # source k's batches wait for the encoder: its decoder should too
+            if k in opened:
+                opened[k].rest()
+
+        stream = prefetch_each(
+            made, [source_name(s) for s in sources], self.decode_timeout, meanwhile=meanwhile, workers=workers, on_wait=rest
+        )
+        with closing(stream):
+            for _, items in itertools.groupby(stream, key=itemgetter(0)):
+                try:
+                    yield _encoded(encoder, (item for _, item in items))
+                except Exception as exc:  # this video's failure; the others go on
+                    yield exc
+
+    @staticmethod
+    def _decoded(source, encoder, run, opener, batch_size, split, opened, k) -> Iterator:
+        """What a decoding thread makes of one source: (plan, name), then the plan's batches."""
+        with opener(source) as video:
+            opened[k] = video
+            try:
+                plan = encoder.plan(video.timeline, run)
+                yield plan, video.path
+                chunks = plan.chunks(batch_size) if split > 1 else None
+                if chunks is None or len(chunks) <= 1:
+                    yield from plan.batches(video, encoder.preprocessor, batch_size)
+                else:
+                    yield from _split_reads(plan, chunks, video.path, opener, encoder.preprocessor, split)
+            finally:
+                del opened[k]
+
+
+def _split_reads(plan, chunks, path: str, opener: Opener, preprocess, workers: int) -> Iterator:
+    """The plan's independent reads on `workers` threads, in order, each thread with a decoder of
+    its own on the file."""
+    local, videos, lock = threading.local(), [], threading.Lock()
+
+    def read(chunk):
+        if not hasattr(local, "video"):
+            local.video = opener(path)
+            with lock:
+                videos.append(local.video)
+        batch = plan.read(local.video, chunk, preprocess)
+        local.video.rest()  # its next read is further on: it seeks there anyway
+        return batch
+
+    try:
+        yield from ordered_map(read, chunks, workers)
+    finally:
+        for video in videos:
+            video.close()
+
+
+def _encoded(encoder, items: Iterator) -> Embeddings:
+    """Encode one video's batches as they arrive (see `LocalExecutor._decoded`) and assemble them."""
+    first = next(items)
+    if isinstance(first, Exception):
+        raise first
+    plan, path = first
+    encoded = []
+    for item in items:
+        if item is END:  # return now: the next item is the next video's, maybe not made yet
+            break
+        if isinstance(item, Exception):
+            raise item
+        encoded.append(encoder.encode(item))
+    return plan.finish(encoded, path)

@@ -1,0 +1,84 @@
+"""The frame family: each sampled frame is embedded on its own, and a clip or window is the pool of
+its frames' embeddings (CLIP, SigLIP and any image-text dual encoder)."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .. import sampling
+from ..embeddings import FrameEmbeddings
+from ..scoring import pooled_frames
+from .base import Encoder, Features, Identity, Plan
+
+
+@dataclass(frozen=True)
+class FramePlan(Plan):
+    """Frames sampled from the video's timeline, each decoded and embedded once: `sample` as the
+    sampler chose them (a frame sampled twice counts twice), `unique` the frames read, `where`
+    each sampled frame's row among them."""
+
+    sample: sampling.Sample
+    unique: np.ndarray
+    where: np.ndarray
+    duration_seconds: float
+    sampling: dict
+    identity: Identity
+
+    def chunks(self, batch_size: int) -> list[np.ndarray]:
+        return [self.unique[i : i + batch_size] for i in range(0, len(self.unique), batch_size)]
+
+    def read(self, video, chunk: np.ndarray, preprocess) -> torch.Tensor:
+        return preprocess(video.get_frames(chunk, preprocess.decode_size).data)
+
+    def batches(self, video, preprocess, batch_size: int) -> Iterator[torch.Tensor]:
+        for frames in video.iter_frames(self.unique, preprocess.decode_size, chunk=batch_size):
+            yield preprocess(frames.data)
+
+    def finish(self, encoded: list, source: str) -> FrameEmbeddings:
+        return FrameEmbeddings(
+            np.concatenate(encoded)[self.where], self.sample.indices, self.sample.pts_seconds, self.duration_seconds,
+            self.identity.model, source, self.sampling, self.identity.fingerprint,
+        )
+
+
+class FrameEncoder(Encoder):
+    """A family whose model embeds single frames; subclasses give `embed_frames` and `embed_texts`."""
+
+    embeddings_type = FrameEmbeddings
+
+    @abstractmethod
+    def embed_frames(self, pixels: torch.Tensor) -> torch.Tensor:
+        """L2-normalised float32 embeddings [N, D] of preprocessed frames [N, 3, h, w]."""
+
+    def sampling(self, run) -> dict:
+        """Frames at `fps` per second with segments on (or no `num_frames`), else `num_frames`
+        spread uniformly over the video."""
+        if run.segments or run.num_frames is None:
+            return {"fps": float(run.fps)}
+        return {"uniform": int(run.num_frames)}
+
+    def plan(self, timeline, run) -> FramePlan:
+        chosen = self.sampling(run)
+        if "fps" in chosen:
+            sample = sampling.at_fps(timeline, chosen["fps"])
+        else:
+            sample = sampling.uniform(timeline, chosen["uniform"])
+        unique, where = np.unique(sample.indices, return_inverse=True)
+        return FramePlan(sample, unique, where, timeline.duration, chosen, self.identity)
+
+    def encode(self, batch: torch.Tensor) -> np.ndarray:
+        return self.embed_frames(batch).cpu().numpy()
+
+    def features(self, embeddings: FrameEmbeddings, run) -> Features:
+        spans = sampling.windows(embeddings.duration, run.window, run.stride) if run.segments else None
+        whole, pooled = pooled_frames(embeddings, spans, run.pooling)
+        return Features(whole, pooled, spans)
+
+    def similarity(self, features: Features, texts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        windows = None if features.windows is None else features.windows @ texts.T
+        return (features.clip @ texts.T)[0], windows

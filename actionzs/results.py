@@ -1,0 +1,54 @@
+"""`VideoResult`: everything one video's run produced, built whole and never changed after."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import torch
+
+from .embeddings import ClipEmbeddings, FrameEmbeddings
+from .scoring import ranked_rows
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    """One video's clip ranking and, with segments on, its windows and events; `to_dict` is what the
+    CLI writes as JSON.
+
+    With segments on, `window_spans` [S, 2] (seconds), `window_scores` and `window_similarity`
+    [S, M] (labels in `label_names` order) hold the per-window results as arrays; `segments` is
+    the same as ranked dicts, built on first use.
+    """
+
+    video: str
+    duration: float
+    model: str
+    labels: list[dict]
+    events: list[dict] | None = None
+    label_names: list[str] = field(default_factory=list, repr=False)
+    window_spans: np.ndarray | None = field(default=None, repr=False)
+    window_scores: np.ndarray | None = field(default=None, repr=False)
+    window_similarity: np.ndarray | None = field(default=None, repr=False)
+    top_k: int | None = field(default=None, repr=False)
+    embeddings: FrameEmbeddings | ClipEmbeddings | None = field(default=None, repr=False)
+
+    @cached_property
+    def segments(self) -> list[dict] | None:
+        """[{"start", "end", "labels": [{"label", "score", "similarity"}, ...]}] per window."""
+        if self.window_spans is None:
+            return None
+        rows = ranked_rows(
+            self.label_names, torch.from_numpy(self.window_scores), torch.from_numpy(self.window_similarity), self.top_k
+        )
+        return [
+            {"start": round(start, 3), "end": round(end, 3), "labels": row}
+            for (start, end), row in zip(self.window_spans.tolist(), rows)
+        ]
+
+    def to_dict(self) -> dict:
+        out = {"video": self.video, "duration": round(self.duration, 3), "model": self.model, "labels": self.labels}
+        if self.window_spans is not None:
+            out["segments"], out["events"] = self.segments, self.events
+        return out
