@@ -10,8 +10,9 @@ import torch
 from .embeddings import FrameEmbeddings
 from .models.base import ScoreHead
 from .sampling import Span, frames_in
+from .schema import option
 
-POOLINGS = ("mean", "max")
+POOLINGS = option("pooling").allowed
 
 
 #: Mean pooling sums each window's frames directly unless the windows hold, in all, more than this
