@@ -163,7 +163,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch_size", "loading", int, 32, "--batch-size",
            "frames per image-encoder call", unit="frames", minimum=1, maximum=4096, metavar="N"),
     Option("decode_workers", "loading", int, 1, "--decode-workers",
-           "decoders at work at once, each its own: on videos of a list, or on the batches of a single video",
+           "decoders at work at once, each its own: on videos of a list, or, for frame encoders, on the "
+           "batches of a single video",
            minimum=1, maximum=64, metavar="N"),
     # -- sampling and scoring -------------------------------------------------------------------------
     Option("fps", "sampling", float, 1.0, "--fps",
