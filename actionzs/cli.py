@@ -26,40 +26,18 @@ log = logging.getLogger("actionzs")
 # -- argument parsing -------------------------------------------------------------------------------
 
 def _model_options() -> argparse.ArgumentParser:
-    """Options shared by classify, scan and report; a None default means "from the config"."""
+    """Options shared by classify, scan and report, one flag per option of the schema; a None
+    default means "from the config"."""
+    from .schema import OPTIONS, STAGES
+
     parent = argparse.ArgumentParser(add_help=False)
-    labels = parent.add_argument_group("labels")
-    labels.add_argument("-l", "--label", dest="labels", action="append", metavar="LABEL",
-                        help='a candidate label; repeat for more. "name: description" embeds the description')
-    labels.add_argument("--labels-file", metavar="FILE",
-                        help="one label per line (optional 'name: description'; # comments, blank lines, BOM ok)")
-    model = parent.add_argument_group("model and decoding")
-    model.add_argument("--config", metavar="CFG",
-                       help="preset name (default, surveillance, sports) or YAML file; flags override it")
-    model.add_argument("--model", metavar="M", help="hub id or local checkpoint directory")
-    model.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: cuda if available)")
-    model.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="model precision")
-    model.add_argument("--backend", choices=("auto", "decord", "opencv"), help="video decoder")
-    model.add_argument("--batch-size", type=int, metavar="N", help="frames per image-encoder call")
-    model.add_argument("--decode-workers", type=int, metavar="N",
-                       help="decoders at work at once: on videos of the list, or on the batches of a single video")
-    sampling = parent.add_argument_group("sampling and scoring")
-    sampling.add_argument("--fps", type=float, metavar="R", help="frames per second embedded (segments on)")
-    sampling.add_argument("--num-frames", type=int, metavar="N", help="frames for the clip score (segments off)")
-    sampling.add_argument("--segments", action=argparse.BooleanOptionalAction, default=None,
-                          help="also score time windows and find events")
-    sampling.add_argument("--window", type=float, metavar="S", help="window length in seconds")
-    sampling.add_argument("--stride", type=float, metavar="S", help="step between windows in seconds")
-    sampling.add_argument("--pooling", choices=("mean", "max"), help="pooling of frame embeddings")
-    sampling.add_argument("--template", dest="hypothesis_template", action="append", metavar="T",
-                          help='prompt template with one {} (repeat for an ensemble), e.g. "a video of {}."')
-    sampling.add_argument("--top-k", type=int, metavar="K", help="labels reported per clip and window (0 = all)")
-    events = parent.add_argument_group("events (with segments)")
-    events.add_argument("--threshold", type=float, metavar="T", help="a window is on for a label at or above T")
-    events.add_argument("--measure", choices=("score", "similarity"), help="threshold the probability or the raw cosine")
-    events.add_argument("--smooth", type=int, metavar="N", help="moving average over N windows first")
-    events.add_argument("--max-gap", type=float, metavar="S", help="merge events at most S seconds apart")
-    events.add_argument("--min-duration", type=float, metavar="S", help="drop events shorter than S seconds")
+    groups = {stage: parent.add_argument_group(title) for stage, title in STAGES.items()}
+    groups["labels"].add_argument("-l", "--label", dest="labels", action="append", metavar="LABEL",
+                                  help='a candidate label; repeat for more. "name: description" embeds the description')
+    groups["loading"].add_argument("--config", metavar="CFG",
+                                   help="preset name (default, surveillance, sports) or YAML file; flags override it")
+    for option in OPTIONS:
+        groups[option.stage].add_argument(option.flag, **_flag(option))
     parent.add_argument("--save-embeddings", metavar="DIR",
                         help="also store each video's embeddings (with timestamps) as DIR/<name>-<hash>.npz")
     parent.add_argument("-q", "--quiet", action="store_true", help="no progress or info messages")
@@ -67,7 +45,56 @@ def _model_options() -> argparse.ArgumentParser:
     return parent
 
 
+def _flag(option) -> dict:
+    """The `add_argument` keywords of an option's flag: its type or choices, metavar and help."""
+    if option.type is bool:
+        kind = {"action": argparse.BooleanOptionalAction}
+    elif option.type is tuple:  # a template; repeated, an ensemble
+        kind = {"action": "append", "metavar": option.metavar}
+    elif option.allowed:
+        kind = {"choices": option.allowed}
+    else:
+        kind = {"type": option.type, "metavar": option.metavar}
+    return {"dest": option.name, "default": None, "help": option.help.replace("%", "%%"), **kind}
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Completes each option's help with its unit, range and the value the default config gives it
+    (the config is read only when help is shown)."""
+
+    _config: dict | None = None
+
+    def _get_help_string(self, action) -> str | None:
+        from .schema import OPTIONS
+
+        option = {o.name: o for o in OPTIONS}.get(action.dest)
+        if option is None:
+            return action.help
+        if self._config is None:
+            from .config import load_config
+
+            self._config = load_config()
+        details = [
+            option.unit and f"in {option.unit}",
+            option.bounds(),
+            option.flag_none is not None and f"{option.flag_none} = {option.none_means}",
+            f"default from the config: {_shown(option, option.section(self._config).get(option.name))}",
+        ]
+        return action.help + f" ({'; '.join(filter(None, details))})".replace("%", "%%")  # help is escaped already
+
+
+def _shown(option, value) -> str:
+    """A config value as help shows it: None as what it means, templates quoted, YAML's true/false."""
+    if value is None:
+        return option.none_means
+    if isinstance(value, list):
+        return ", ".join(f'"{template}"' for template in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .schema import option
+
     parser = argparse.ArgumentParser(
         prog="actionzs",
         description="Zero-shot video action recognition: which free-text actions fit a video, and when.",
@@ -81,15 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Print each video's true metadata (frames that decode, fps, duration, size).")
     probe.add_argument("videos", nargs="+", metavar="VIDEO")
     probe.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
-    probe.add_argument("--backend", choices=("auto", "decord", "opencv"), default="auto", help="video decoder")
+    backend = option("backend")
+    probe.add_argument("--backend", choices=backend.allowed, default=backend.default, help=backend.help)
 
-    classify = commands.add_parser("classify", parents=[shared], help="rank labels for videos (and segments)",
+    classify = commands.add_parser("classify", parents=[shared], formatter_class=_HelpFormatter,
+                                   help="rank labels for videos (and segments)",
                                    description="Rank candidate labels for each video; with --segments also per time window, with events.")
     classify.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or images")
     classify.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table", help="output format")
     classify.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout")
 
-    scan = commands.add_parser("scan", parents=[shared], help="classify every video under folders into a JSONL file",
+    scan = commands.add_parser("scan", parents=[shared], formatter_class=_HelpFormatter,
+                               help="classify every video under folders into a JSONL file",
                                description="Classify every video under folders or globs; one JSON line per video. "
                                            "A video that fails becomes an error record and the scan goes on.")
     scan.add_argument("inputs", nargs="+", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
@@ -97,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--resume", action="store_true",
                       help="continue into an existing output: skip videos with a record, retry failed ones")
 
-    report = commands.add_parser("report", parents=[shared], help="write a self-contained HTML report for one video",
+    report = commands.add_parser("report", parents=[shared], formatter_class=_HelpFormatter,
+                                 help="write a self-contained HTML report for one video",
                                  description="Write one self-contained HTML file: label x time heatmap, events with keyframes, clip ranking.")
     report.add_argument("video", metavar="VIDEO")
     report.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
@@ -106,20 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- settings: config, then flags ----------------------------------------------------------------
 
-_RUN_KEYS = ("fps", "num_frames", "segments", "window", "stride", "pooling", "hypothesis_template", "top_k")
-_EVENT_KEYS = ("threshold", "measure", "smooth", "max_gap", "min_duration")
-
-
 def _settings(args) -> dict:
+    """The config's settings with the flags that were given laid over them."""
     from .config import load_config
+    from .schema import OPTIONS
 
     settings = load_config(args.config)
-    for key in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", *_RUN_KEYS):
-        if getattr(args, key, None) is not None:
-            settings[key] = getattr(args, key)
-    settings["events"] = {**settings["events"], **{k: getattr(args, k) for k in _EVENT_KEYS if getattr(args, k) is not None}}
-    if settings.get("top_k") == 0:
-        settings["top_k"] = None
+    for option in OPTIONS:
+        value = getattr(args, option.name)
+        if value is not None:
+            option.section(settings)[option.name] = None if value == option.flag_none else value
     return settings
 
 
@@ -130,23 +157,21 @@ def _labels(args, settings: dict):
         raise InvalidInputError("give labels with -l/--label or --labels-file, not both")
     if args.labels:
         return parse_labels(args.labels)
-    source = args.labels_file or settings.get("labels_file")
-    if not source:
+    if not settings["labels_file"]:
         raise InvalidInputError("no labels: give -l LABEL (repeatable) or --labels-file FILE")
-    return read_labels_file(source)
+    return read_labels_file(settings["labels_file"])
 
 
 def _validated(args, **forced):
     """(settings, labels, run options), all checked before any output is touched or model loaded."""
-    from .options import RunOptions, check_count, events_from
+    from .options import RunOptions
+    from .schema import options_of
 
     settings = {**_settings(args), **forced}
     labels = _labels(args, settings)
-    run = RunOptions(**{k: settings[k] for k in _RUN_KEYS}, events=events_from(settings["events"]))
-    if settings["backend"] not in ("auto", "decord", "opencv"):
-        raise InvalidInputError(f"backend must be auto, decord or opencv; got {settings['backend']!r}")
-    for key in ("batch_size", "decode_workers"):
-        check_count(key, settings[key])
+    run = RunOptions(**{o.name: settings[o.name] for o in options_of("sampling")}, events=settings["events"])
+    for option in options_of("loading"):
+        option.check(settings[option.name])
     _check_output(getattr(args, "output", None))
     _make_folder(args.save_embeddings)
     return settings, labels, run

@@ -1,7 +1,7 @@
 """YAML presets: `default.yaml` under everything, a named preset or file over it, flags over both.
 
-Every key is documented in `configs/README.md`; an unknown key is an error, so typos do not pass
-silently.
+The keys are the options of `actionzs.schema` (listed in `configs/README.md`). Each value is checked
+as it is read, type and range, and an unknown key is an error, so typos do not pass silently.
 """
 
 from __future__ import annotations
@@ -9,28 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InvalidInputError
+from .schema import OPTIONS
 
 #: Where shipped presets live: inside the installed package, or at the top of a source checkout.
 _PRESET_DIRS = (Path(__file__).parent / "configs", Path(__file__).parent.parent / "configs")
 
-KEYS = frozenset({
-    "model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "num_frames", "window", "stride",
-    "pooling", "hypothesis_template", "top_k", "segments", "events", "labels_file",
-})
-
-
-_NUMBER = (int, float)
-_TYPES = {
-    "model": str, "device": str, "dtype": str, "backend": str, "batch_size": int, "decode_workers": int, "fps": _NUMBER,
-    "num_frames": int, "window": _NUMBER, "stride": _NUMBER, "pooling": str, "hypothesis_template": (str, list),
-    "top_k": int, "segments": bool, "events": dict, "labels_file": str,
-}
-_TYPE_NAMES = {
-    key: {str: "a string", int: "a whole number", _NUMBER: "a number", bool: "true or false", dict: "a mapping",
-          (str, list): "a string or a list of strings"}[kind]
-    for key, kind in _TYPES.items()
-}
-assert set(_TYPES) == KEYS
+#: The top-level keys of a config file: one per option, and the `events` mapping.
+KEYS = frozenset(o.key.partition(".")[0] for o in OPTIONS)
 
 
 def preset_dir() -> Path:
@@ -60,12 +45,20 @@ def _read(path: Path) -> dict:
         raise InvalidInputError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path}: a config must be a mapping of keys to values")
-    unknown = set(data) - KEYS
+    events = data.get("events")
+    if events is not None and not isinstance(events, dict):
+        raise InvalidInputError(f"{path}: events must be a mapping of event keys to values, got {events!r}")
+    given = {str(k) for k in data if k != "events"} | {f"events.{k}" for k in events or {}}
+    unknown = given - {o.key for o in OPTIONS}
     if unknown:
         raise InvalidInputError(f"{path}: unknown config key(s) {', '.join(sorted(unknown))}; see configs/README.md")
-    for key, value in data.items():
-        if value is not None and not isinstance(value, _TYPES[key]) or isinstance(value, bool) and _TYPES[key] is not bool:
-            raise InvalidInputError(f"{path}: {key} must be {_TYPE_NAMES[key]}, got {value!r}")
+    for o in OPTIONS:
+        section = (events or {}) if o.stage == "events" else data
+        if o.name in section:
+            try:
+                o.check(section[o.name], none="null")
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"{path}: {exc}") from None
     if data.get("labels_file"):  # relative to the config file that names it
         data["labels_file"] = str((path.parent / data["labels_file"]).resolve())
     return data

@@ -2,41 +2,32 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InvalidInputError
 from .sampling import Span
+from .schema import check_fields, default
 
 
 @dataclass(frozen=True)
 class EventOptions:
     """How windows become events.
 
-    smooth: moving-average length in windows (1 = none). threshold: a window is "on" when its
-    smoothed value reaches it. measure: "score" (probability) or "similarity" (raw cosine).
-    max_gap: runs separated by at most this many seconds merge. min_duration: shorter events drop.
+    Each field's type, unit, range, default and meaning is declared once in `actionzs.schema`:
+    `smooth` is a moving-average length in windows (1 = none), a window is "on" when its smoothed
+    `measure` ("score", the probability, or "similarity", the raw cosine) reaches `threshold`, runs
+    at most `max_gap` seconds apart merge, and events shorter than `min_duration` seconds drop.
     """
 
-    smooth: int = 1
-    threshold: float = 0.5
-    measure: str = "score"
-    max_gap: float = 0.0
-    min_duration: float = 0.0
+    smooth: int = default("smooth")
+    threshold: float = default("threshold")
+    measure: str = default("measure")
+    max_gap: float = default("max_gap")
+    min_duration: float = default("min_duration")
 
     def __post_init__(self) -> None:
-        if not isinstance(self.smooth, int) or self.smooth < 1:
-            raise InvalidInputError(f"event smoothing must be a whole number of windows >= 1, got {self.smooth!r}")
-        if self.measure not in ("score", "similarity"):
-            raise InvalidInputError(f"event measure must be 'score' or 'similarity', got {self.measure!r}")
-        for name in ("threshold", "max_gap", "min_duration"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise InvalidInputError(f"event {name} must be a finite number, got {value!r}")
-        if self.max_gap < 0 or self.min_duration < 0:
-            raise InvalidInputError(f"max_gap and min_duration must not be negative (got {self.max_gap}, {self.min_duration})")
+        check_fields(self, "events")
 
 
 def moving_average(values: np.ndarray, length: int) -> np.ndarray:

@@ -8,7 +8,7 @@ the prompt set, averaged over templates (an ensemble).
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,22 +90,6 @@ def read_labels_file(path: str | Path) -> list[Label]:
         return parse_labels(lines)
     except InvalidInputError as exc:
         raise InvalidInputError(f"{path}: {exc}") from None
-
-
-def check_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
-    """A template or ensemble as a tuple; each template must hold exactly one `{}`."""
-    if isinstance(templates, str):
-        templates = (templates,)
-    elif isinstance(templates, (list, tuple)):
-        templates = tuple(templates)
-    else:
-        raise InvalidInputError(f"hypothesis_template must be a string or a list of strings, got {templates!r}")
-    if not templates:
-        raise InvalidInputError("hypothesis_template: give at least one template")
-    for template in templates:
-        if not isinstance(template, str) or template.count("{}") != 1:
-            raise InvalidInputError(f"hypothesis_template {template!r} must contain exactly one '{{}}'")
-    return templates
 
 
 def label_texts(label: Label, templates: tuple[str, ...]) -> list[str]:

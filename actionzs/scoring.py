@@ -11,11 +11,12 @@ import torch
 
 from .embeddings import FrameEmbeddings
 from .sampling import Span, frames_in
+from .schema import option
 
 if TYPE_CHECKING:
     from .models.base import ScoreHead
 
-POOLINGS = ("mean", "max")
+POOLINGS = option("pooling").allowed
 
 
 #: Mean pooling sums each window's frames directly unless the windows hold, in all, more than this

@@ -344,6 +344,31 @@ def test_bad_options_are_rejected_before_the_model_loads(capsys, tmp_path, media
     assert name in err and "checkpoint" not in err and str(missing_model) not in err
 
 
+@pytest.mark.parametrize(
+    "options, name, bound",
+    [(["--fps", "1e9"], "fps", "<= 1000"), (["--num-frames", "1000000000"], "num_frames", "<= 10000"),
+     (["--window", "1e-6", "--stride", "1e-6"], "window", ">= 0.01"), (["--stride", "1e-300"], "stride", ">= 0.001"),
+     (["--smooth", "1000000000"], "smooth", "<= 10000"), (["--decode-workers", "1000000"], "decode_workers", "<= 64"),
+     (["--batch-size", "1000000"], "batch_size", "<= 4096")],
+    ids=["fps", "num-frames", "window-and-stride", "stride", "smooth", "decode-workers", "batch-size"],
+)
+def test_values_past_the_stated_bounds_are_usage_errors_naming_the_option_and_the_bound(capsys, tmp_path, media, options,
+                                                                                         name, bound):
+    missing_model = tmp_path / "no-such-checkpoint"  # loading it would fail with exit 1
+    code, out, err = run_cli(capsys, "classify", media["a"], "--model", missing_model, "-l", "running", "--segments",
+                             *options)
+    assert code == 2 and out == "", err
+    assert f"{name} must be " in err and bound in err and str(missing_model) not in err and "Traceback" not in err
+
+
+def test_a_config_value_out_of_range_is_a_usage_error_naming_the_file_and_key(capsys, tmp_path, media, model):
+    config = tmp_path / "fast.yaml"
+    config.write_text("segments: true\nstride: 0.0001\n")
+    code, out, err = run_cli(capsys, "classify", media["a"], *model, *label_args(), "--config", config)
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: {config}: stride must be ") and ">= 0.001" in err
+
+
 def test_missing_model_directory_is_exit_1_naming_it(capsys, tmp_path, media):
     missing_model = tmp_path / "no-such-checkpoint"
     code, out, err = run_cli(capsys, "classify", media["a"], "--model", missing_model, "-l", "running")

@@ -7,10 +7,12 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from actionzs.cli import build_parser
 from actionzs.config import KEYS, load_config, presets
 from actionzs.options import RunOptions, events_from
+from actionzs.schema import OPTIONS, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -71,3 +73,42 @@ def test_presets_are_valid_run_options(name):
 def test_every_preset_is_in_the_config_readme():
     for name in presets():
         assert f"`{name}`" in CONFIG_README
+
+
+def test_the_config_readme_keys_table_is_the_one_the_schema_makes():
+    """Regenerate it with `python -m actionzs.schema` after changing an option."""
+    table = re.search(r"^\| key \| type \|.*?\n(?!\|)", CONFIG_README, flags=re.M | re.S)
+    assert table, "configs/README.md has no keys table"
+    assert table.group(0) == markdown_table()
+
+
+def test_default_yaml_sets_every_schema_key_and_nothing_else():
+    raw = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text(encoding="utf-8"))
+    keys = {k for k in raw if k != "events"} | {f"events.{k}" for k in raw["events"]}
+    assert keys == {o.key for o in OPTIONS}
+    settings = load_config()
+    for o in OPTIONS:
+        o.check(o.section(settings)[o.name])
+
+
+def test_the_readme_shows_each_option_flag_as_help_does():
+    """`--fps R`, `--dtype {auto,...}`: the metavar or the choices of every flag made from the schema."""
+    for o in OPTIONS:
+        if o.allowed:
+            shown = f"`{o.flag} {{{','.join(o.allowed)}}}`"
+        elif o.metavar:
+            shown = f"`{o.flag} {o.metavar}`"
+        else:
+            shown = f"`{o.flag}`"
+        assert shown in README, shown
+
+
+@pytest.mark.parametrize("command", ["classify", "scan", "report"])
+def test_help_shows_each_options_unit_range_and_config_default(command):
+    text = " ".join(_subcommands()[command].format_help().split())
+    assert "--window S window length; a video shorter than one window is one window (in seconds; >= 0.01; " \
+           "default from the config: 2.0)" in text
+    assert "(in frames per second; > 0 and <= 1000; default from the config: 1.0)" in text
+    assert "--top-k K labels reported per clip and per window (>= 1; 0 = all labels; default from the config: 5)" in text
+    assert "--device DEV where the model runs: cpu, cuda or cuda:N (default from the config: cuda if available, " \
+           "else cpu)" in text
