@@ -369,27 +369,47 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _configure_logging(args)
         return COMMANDS[args.command](args)
-    except InvalidInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except ActionzsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except BrokenPipeError:  # e.g. `actionzs classify ... | head`
-        sys.stderr.close()
-        return EXIT_OK
-    except OSError as exc:  # writing an output failed (disk full, permissions changed meanwhile, ...)
-        where = f"{exc.filename}: " if exc.filename else ""
-        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
-        # CPython notes a KeyboardInterrupt raised inside exec() of a string (dataclasses and other
-        # imports do that) as unhandled, even once caught here, and would then end the process by
-        # SIGINT instead of this exit status; every exec() of a string clears that note again.
-        exec("None")
-        print("interrupted" + ("; run again with --resume to continue" if args.command == "scan" else ""), file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(args)
+    except Exception as exc:
+        if _raised_by_interrupt(exc):  # Ctrl-C inside an import or a library that wrapped it
+            return _interrupted(args)
+        if isinstance(exc, InvalidInputError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if isinstance(exc, ActionzsError):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        if isinstance(exc, BrokenPipeError):  # e.g. `actionzs classify ... | head`
+            sys.stderr.close()
+            return EXIT_OK
+        if isinstance(exc, OSError):  # writing an output failed (disk full, permissions changed meanwhile, ...)
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAILED
+        raise
 
+
+def _raised_by_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt lies under `exc`: Python wraps one raised while a class body is
+    set up (an import during the model load) in a RuntimeError, and libraries wrap it in their own
+    errors ("model could not be loaded")."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _interrupted(args) -> int:
+    # CPython notes a KeyboardInterrupt raised inside exec() of a string (dataclasses and other
+    # imports do that) as unhandled, even once caught here, and would then end the process by
+    # SIGINT instead of this exit status; every exec() of a string clears that note again.
+    exec("None")
+    print("interrupted" + ("; run again with --resume to continue" if args.command == "scan" else ""), file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -628,6 +628,38 @@ def test_ctrl_c_during_an_exec_of_a_string_still_exits_130(tmp_path):
     assert "interrupted" in run.stderr and "Traceback" not in run.stderr
 
 
+
+#: Ctrl-C while a class body is set up (an import during the model load): Python 3.11 wraps the
+#: KeyboardInterrupt in a RuntimeError; a library may wrap it again in an error of its own.
+INTERRUPTED_IN_A_CLASS_BODY = """
+import sys
+from actionzs import cli
+from actionzs.errors import ModelLoadError
+class Interrupting:
+    def __set_name__(self, owner, name):
+        raise KeyboardInterrupt
+def interrupted(args):
+    try:
+        class Model:
+            weights = Interrupting()
+    except BaseException as exc:
+        if sys.argv[1] == "wrapped":
+            raise ModelLoadError("model could not be loaded") from exc
+        raise
+cli.COMMANDS["probe"] = interrupted
+sys.exit(cli.main(["probe", "clip.mp4"]))
+"""
+
+
+@pytest.mark.parametrize("how", ["plain", "wrapped"])
+def test_ctrl_c_wrapped_in_another_error_still_exits_130(tmp_path, how):
+    script = tmp_path / "interrupted_class.py"
+    script.write_text(INTERRUPTED_IN_A_CLASS_BODY)
+    run = subprocess.run([sys.executable, str(script), how], cwd=tmp_path, env=subprocess_env(),
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 130, run.stderr
+    assert "interrupted" in run.stderr and "Traceback" not in run.stderr and "error:" not in run.stderr
+
 #: Runs the CLI with opening a video slowed by one second, so a SIGINT sent between videos lands
 #: while the background thread opens the next one, as it often does on real footage. That thread
 #: blocks SIGINT, so the kernel hands the signal to the main thread (as a terminal's Ctrl-C often
