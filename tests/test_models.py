@@ -49,3 +49,42 @@ def test_a_path_that_is_not_a_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="could not be loaded"):
         load_encoder(str(tmp_path / "empty"))
+
+
+def test_a_model_is_known_by_its_content_not_the_string_typed(tmp_path, clip_dir, monkeypatch):
+    """`./clip` and `/abs/clip` are one model, a copy of its folder too; two folders with one name
+    and other weights are two, and embeddings of one are refused by the other."""
+    import shutil
+
+    import torch
+
+    import actionzs
+    from actionzs.errors import InvalidInputError
+    from actionzs.testing import write_clip
+
+    monkeypatch.chdir(clip_dir.parent)
+    relative = load_encoder(f"./{clip_dir.name}", dtype="float32")
+    absolute = load_encoder(str(clip_dir), dtype="float32")
+    copied = load_encoder(str(shutil.copytree(clip_dir, tmp_path / "copy")), dtype="float32")
+    assert relative.fingerprint == absolute.fingerprint == copied.fingerprint
+    assert relative.fingerprint.startswith("sha256:")
+
+    one_dir, two_dir = tmp_path / "one" / "DIR", tmp_path / "two" / "DIR"
+    shutil.copytree(clip_dir, one_dir)
+    shutil.copytree(clip_dir, two_dir)
+    retrained = absolute.model
+    with torch.no_grad():
+        for parameter in retrained.parameters():
+            parameter.add_(0.01)
+    retrained.save_pretrained(two_dir)  # same names and shapes, other weights
+    one, two = load_encoder(str(one_dir), dtype="float32"), load_encoder(str(two_dir), dtype="float32")
+    assert one.fingerprint != two.fingerprint
+
+    video = str(write_clip(tmp_path / "v.mp4", 20, fps=10))
+    stored = actionzs.ZeroShotVideoClassifier(one).embed(video)
+    assert stored.fingerprint == one.fingerprint
+    stored.save(tmp_path / "v.npz")
+    loaded = actionzs.FrameEmbeddings.load(tmp_path / "v.npz")
+    assert actionzs.ZeroShotVideoClassifier(copied)(loaded, candidate_labels=["a", "b"])  # same content: accepted
+    with pytest.raises(InvalidInputError, match=r"embeddings are from .*one/DIR.* not .*two/DIR"):
+        actionzs.ZeroShotVideoClassifier(two)(loaded, candidate_labels=["a", "b"])
