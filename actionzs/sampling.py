@@ -29,9 +29,9 @@ class Timeline:
             raise ValueError(f"duration {self.duration} ends before the last frame at {pts[-1]}")
 
     @classmethod
-    def constant_rate(cls, num_frames: int, fps: float) -> Timeline:
-        """The timeline of `num_frames` frames spaced 1/fps apart."""
-        return cls(np.arange(num_frames) / fps, num_frames / fps)
+    def constant_rate(cls, num_frames: int, average_fps: float) -> Timeline:
+        """The timeline of `num_frames` frames spaced 1/average_fps apart (a stream's own rate)."""
+        return cls(np.arange(num_frames) / average_fps, num_frames / average_fps)
 
     @property
     def num_frames(self) -> int:
