@@ -17,7 +17,8 @@ from actionzs import sampling
 from actionzs.errors import FrameIndexError, VideoDecodeError
 from actionzs.frames import FrameBatch
 from actionzs.testing import draw_frame, read_index, read_scene, write_clip
-from actionzs.video import _STDERR, MAX_CHUNK_FRAMES, Video, image_video, open_video
+from actionzs.video import MAX_CHUNK_FRAMES, Video, image_video, open_video
+from actionzs.video.capture import STDERR
 
 from helpers_video import BACKENDS, decode_first, encode, indices_of, run_in_fork
 
@@ -540,7 +541,7 @@ def test_decoder_output_is_kept_off_the_terminal_without_serialising_decoders(ca
     both_inside = threading.Barrier(2)
 
     def decoder(name: str) -> None:
-        with _STDERR.capture() as text:
+        with STDERR.capture() as text:
             both_inside.wait(timeout=5)  # a capture that serialised decoders would break this barrier
             os.write(2, f"decoder {name} complains\n".encode())
             both_inside.wait(timeout=5)
