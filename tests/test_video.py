@@ -82,7 +82,7 @@ def test_metadata(clip, backend):
     video = open_video(path, backend)
     assert video.backend == backend
     assert video.num_frames == count
-    assert video.fps == pytest.approx(FPS)
+    assert video.average_fps == pytest.approx(FPS)
     assert video.duration == pytest.approx(count / FPS, abs=1e-5)
     assert (video.width, video.height) == (WIDTH, HEIGHT)
     assert video.timeline.pts_seconds == pytest.approx(np.arange(count) / FPS, abs=1e-5)
@@ -384,7 +384,7 @@ def test_vfr_with_opencv_counts_and_decodes_exactly_but_times_are_constant_rate(
     frame count is the true one and frames by index are exact (seeks that do not verify are dropped)."""
     video = open_video(vfr_clip, "opencv")
     assert video.num_frames == len(VFR_TIMES)
-    assert video.timeline.pts_seconds == pytest.approx(np.arange(len(VFR_TIMES)) / video.fps)
+    assert video.timeline.pts_seconds == pytest.approx(np.arange(len(VFR_TIMES)) / video.average_fps)
     wanted = [79, 0, 45, 30, 59, 60, 79, 1]
     assert indices_of(video.get_frames(wanted).data) == wanted
 
@@ -426,7 +426,7 @@ def test_lossless_image_file_is_a_one_frame_video(tmp_path, picture, suffix):
     Image.fromarray(picture).save(path, format="PNG" if suffix.lower() == ".png" else "BMP")
     video = open_video(path)
     assert video.backend == "image"
-    assert (video.num_frames, video.fps, video.duration) == (1, 1.0, 1.0)
+    assert (video.num_frames, video.average_fps, video.duration) == (1, 1.0, 1.0)
     assert (video.width, video.height) == (WIDTH, HEIGHT)
     batch = video.get_frames([0, 0])
     assert np.array_equal(batch.data, np.stack([picture, picture]))
@@ -620,7 +620,7 @@ def test_every_sample_file_opens(shared_videos):
     assert paths
     for path in paths:
         video = open_video(path)
-        assert video.num_frames > 0 and video.fps > 0 and video.duration > 0, path
+        assert video.num_frames > 0 and video.average_fps > 0 and video.duration > 0, path
         last = video.get_frames([video.num_frames - 1]).data
         assert last.shape == (1, video.height, video.width, 3), path
 
@@ -630,7 +630,7 @@ def test_sample_metadata(shared_videos, name, backend):
     frames, fps, width, height = FOOTAGE[name]
     video = open_video(footage(shared_videos, name), backend)
     assert video.num_frames == frames
-    assert video.fps == pytest.approx(fps, rel=1e-4)
+    assert video.average_fps == pytest.approx(fps, rel=1e-4)
     assert (video.width, video.height) == (width, height)
     assert video.duration == pytest.approx(frames / fps, rel=1e-3)
 
@@ -649,7 +649,7 @@ def test_sample_first_middle_last(shared_videos, name, backend):
 def test_megamind_decord_timestamps_fall_back_to_constant_rate(shared_videos):
     pytest.importorskip("decord")
     video = open_video(footage(shared_videos, "Megamind.avi"), "decord")
-    assert np.array_equal(video.timeline.pts_seconds, np.arange(270) / video.fps)
+    assert np.array_equal(video.timeline.pts_seconds, np.arange(270) / video.average_fps)
 
 
 @pytest.mark.parametrize("name", H264_FOOTAGE)

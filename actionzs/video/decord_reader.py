@@ -14,14 +14,14 @@ from .reader import Reader
 log = logging.getLogger(__name__)
 
 
-def _stream_pts(starts: np.ndarray, fps: float) -> np.ndarray:
+def _stream_pts(starts: np.ndarray, average_fps: float) -> np.ndarray:
     """Frame times from the container, from 0, when they are sane; else `_InconsistentTiming`.
 
     Sane means finite, strictly increasing and spanning roughly what the frame rate implies; some
     AVI files carry garbage here (decord reports -3.8e17 s for many frames of such files).
     """
     pts = np.asarray(starts, np.float64)
-    nominal = np.arange(len(pts)) / fps
+    nominal = np.arange(len(pts)) / average_fps
     if len(pts) < 2:
         return nominal
     span, expected = pts[-1] - pts[0], nominal[-1]
@@ -52,20 +52,20 @@ class DecordReader(Reader):
             raise VideoDecodeError(path, "no decodable video frames")
         self.height, self.width = reader[0].shape[:2]
         reader.seek(0)
-        fps = float(reader.get_avg_fps())
-        if not fps > 0:
-            raise VideoDecodeError(path, f"the stream reports a frame rate of {fps}")
-        self.fps = fps
+        average_fps = float(reader.get_avg_fps())
+        if not average_fps > 0:
+            raise VideoDecodeError(path, f"the stream reports a frame rate of {average_fps}")
+        self.average_fps = average_fps
         spans = reader.get_frame_timestamp(np.arange(num_frames))
         try:
-            pts = _stream_pts(spans[:, 0], fps)
+            pts = _stream_pts(spans[:, 0], average_fps)
         except _InconsistentTiming as exc:
             if strict:
                 raise VideoDecodeError(path, f"{exc}; decord misorders frames in such files") from None
             log.debug("%s: %s; using constant-rate times", path, exc)
-            pts = np.arange(num_frames) / fps
+            pts = np.arange(num_frames) / average_fps
         last = float(spans[-1, 1] - spans[-1, 0])
-        frame_time = last if 0 < last < 10 / fps else 1 / fps
+        frame_time = last if 0 < last < 10 / average_fps else 1 / average_fps
         self.timeline = Timeline(pts, round(float(pts[-1] + frame_time), 6))
         self._readers[(self.height, self.width)] = reader
 

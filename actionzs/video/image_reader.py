@@ -16,7 +16,7 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".
 class ImageReader(Reader):
     """A still image as a one-frame video; resizing uses PIL bicubic, as transformers' processors do."""
 
-    fps = 1.0
+    average_fps = 1.0
     reopen_after_fork = False  # a picture in memory, no decoder
 
     def __init__(self, image):
@@ -25,7 +25,7 @@ class ImageReader(Reader):
         self._image = image.convert("RGB")
         self._resample = Image.Resampling.BICUBIC
         self.width, self.height = self._image.size
-        self.timeline = Timeline.constant_rate(1, self.fps)
+        self.timeline = Timeline.constant_rate(1, self.average_fps)
 
     def read(self, indices: np.ndarray, size: FrameSize | None) -> np.ndarray:
         height, width = resize_dims(self.height, self.width, size)

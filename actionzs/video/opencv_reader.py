@@ -36,16 +36,16 @@ class OpenCVReader(Reader):
         self._pos = 0
         self._seek_ok = True
         cap = self._open()
-        fps = cap.get(cv2.CAP_PROP_FPS)
-        if not fps > 0 or not np.isfinite(fps):
-            raise VideoDecodeError(path, f"the stream reports a frame rate of {fps}")
-        self.fps = float(fps)
+        average_fps = cap.get(cv2.CAP_PROP_FPS)
+        if not average_fps > 0 or not np.isfinite(average_fps):
+            raise VideoDecodeError(path, f"the stream reports a frame rate of {average_fps}")
+        self.average_fps = float(average_fps)
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         num_frames = self._true_frame_count(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         if num_frames == 0:
             raise VideoDecodeError(path, "no decodable video frames")
-        self.timeline = Timeline.constant_rate(num_frames, self.fps)
+        self.timeline = Timeline.constant_rate(num_frames, self.average_fps)
 
     def _open(self):
         if self._cap is not None:
@@ -58,7 +58,7 @@ class OpenCVReader(Reader):
 
     def _frame_time_matches(self, index: int) -> bool:
         seconds = self._cap.get(self._cv2.CAP_PROP_POS_MSEC) / 1000
-        return abs(seconds - index / self.fps) < 0.5 / self.fps
+        return abs(seconds - index / self.average_fps) < 0.5 / self.average_fps
 
     def _true_frame_count(self, claimed: int) -> int:
         """The header's count if its last frame decodes at the right time, else a counted one."""

@@ -19,7 +19,7 @@ class Reader(ABC):
     - `timeline` is the truth: one entry per frame that really decodes (a header's count is
       checked, not trusted) with that frame's start time, from 0; constant-rate times only where
       the container has none to give. `width` and `height` are the decoded frame size and
-      `fps` the stream's average frame rate.
+      `average_fps` the stream's average frame rate.
     - `read(indices, size)` returns exactly the frames at `indices` (sorted, unique, each inside
       the timeline: `Video` checks that first), never a neighbour, as uint8 RGB [N, H, W, 3] at
       `resize_dims(height, width, size)`. A frame past the true end is a `FrameIndexError`; any
@@ -34,7 +34,7 @@ class Reader(ABC):
 
     width: int
     height: int
-    fps: float
+    average_fps: float
     timeline: Timeline
     #: False for a reader that holds no decoder state a forked child could not use (a picture in
     #: memory); a `Video` then keeps it in the child instead of opening its own.

@@ -56,8 +56,9 @@ class Video:
         return self._reader.timeline.num_frames
 
     @property
-    def fps(self) -> float:
-        return self._reader.fps
+    def average_fps(self) -> float:
+        """The stream's own average frame rate (not the rate frames are sampled at)."""
+        return self._reader.average_fps
 
     @property
     def duration(self) -> float:
@@ -73,12 +74,12 @@ class Video:
         return self._reader.height
 
     def info(self) -> dict:
-        """Metadata as a plain dict (what `actionzs probe --json` prints)."""
+        """Metadata as a plain dict (what `actionzs probe --json` prints; its "fps" is `average_fps`)."""
         return {
             "path": self.path,
             "backend": self.backend,
             "num_frames": self.num_frames,
-            "fps": round(self.fps, 6),
+            "fps": round(self.average_fps, 6),
             "duration": round(self.duration, 6),
             "width": self.width,
             "height": self.height,
@@ -154,7 +155,9 @@ class Video:
             raise VideoDecodeError(self.path, f"decoding failed: {reason}; then {exc.reason}") from None
         log.warning("%s: %s failed while reading (%s); switching to %s", self.path, self._backend, reason, backend)
         if reader.timeline.num_frames < self.num_frames:
-            log.warning("%s: only %d of %d frames decode with %s", self.path, reader.timeline.num_frames, self.num_frames, backend)
+            log.warning(
+                "%s: only %d of %d frames decode with %s", self.path, reader.timeline.num_frames, self.num_frames, backend
+            )
         self._reader.close()
         self._backend, self._reader = backend, reader
 
@@ -183,6 +186,6 @@ class Video:
 
     def __repr__(self) -> str:
         return (
-            f"Video({self.path!r}, backend={self.backend}, frames={self.num_frames}, fps={self.fps:.3f}, "
-            f"duration={self.duration:.3f}s, size={self.width}x{self.height})"
+            f"Video({self.path!r}, backend={self.backend}, frames={self.num_frames}, "
+            f"average_fps={self.average_fps:.3f}, duration={self.duration:.3f}s, size={self.width}x{self.height})"
         )
