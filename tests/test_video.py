@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -534,6 +536,26 @@ def test_forked_while_another_thread_reads(gop50, backend):
         stop.set()
         reader.join()
     assert results == [[60, 7]] * 3
+
+
+NO_SIDE_EFFECTS_AT_IMPORT = """
+import sys
+import numpy as np
+import actionzs.video
+from actionzs.video import capture
+loaded = {"torch", "decord", "cv2"} & set(sys.modules)
+assert not loaded, f"importing actionzs.video loaded {sorted(loaded)}"
+assert not capture._HOOK_UNREGISTERED.locked(), "the fork hook was registered at import"
+actionzs.video.image_video(np.zeros((4, 4, 3), np.uint8))
+assert capture._HOOK_UNREGISTERED.locked(), "the first Video did not register the fork hook"
+"""
+
+
+def test_importing_loads_no_decoder_and_the_first_video_registers_the_fork_hook():
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-c", NO_SIDE_EFFECTS_AT_IMPORT]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
 
 
 def test_decoder_output_is_kept_off_the_terminal_without_serialising_decoders(capfd):

@@ -1,5 +1,9 @@
 """What decoders do to the whole process: they print to file descriptor 2 (captured here while
-they run), and their threads do not survive a fork (a forked child takes over here)."""
+they run), and their threads do not survive a fork (a forked child takes over here).
+
+The fork hook is registered on first use, by the first capture or the first `Video`, not at import:
+a child forked before either has nothing to take over.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +34,7 @@ class StderrSink:
     def capture(self) -> Iterator[list[str]]:
         """The list yielded holds, once the block ends, what was printed meanwhile (by this call,
         or by another decoder running at the same time); it also goes to the debug log."""
+        _watch_forks()
         with self._lock:
             if not self._users:
                 sys.stderr.flush()
@@ -72,10 +77,21 @@ _LIVE_VIDEOS: weakref.WeakSet = weakref.WeakSet()
 #: Decoders a forked child inherited from its parent. Freeing one waits for decoder threads that
 #: exist only in the parent, so the child would hang, even when `gc` frees a forgotten Video.
 _INHERITED_READERS: list = []
+#: Taken, and never released, by the one call that registers the fork hook. A non-blocking
+#: acquire is the test, so no thread ever waits on it (nor a child forked at that moment).
+_HOOK_UNREGISTERED = threading.Lock()
+
+
+def _watch_forks() -> None:
+    """Register `_after_fork_in_child` with the interpreter, once (a forked child inherits both
+    the hook and the taken lock)."""
+    if _HOOK_UNREGISTERED.acquire(blocking=False):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def track(video) -> None:
     """Remember an open `Video`, so that a forked child takes it over."""
+    _watch_forks()
     _LIVE_VIDEOS.add(video)
 
 
@@ -87,5 +103,3 @@ def _after_fork_in_child() -> None:
         _INHERITED_READERS.append(video._reader)
         video._lock = threading.Lock()
 
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
