@@ -61,6 +61,8 @@ def main(argv=None) -> int:
     import actionzs.video as video_mod
     from actionzs.classifier import ZeroShotVideoClassifier
     from actionzs.config import load_config
+    from actionzs.frames import resize_dims
+    from actionzs.video.decord_reader import DecordReader
 
     import datetime
 
@@ -90,9 +92,9 @@ def main(argv=None) -> int:
                                time.perf_counter() - origin[0]))
         return wrapper
 
-    originals = dict(read=video_mod._DecordReader.read, pre=type(encoder.preprocessor).__call__,
+    originals = dict(read=DecordReader.read, pre=type(encoder.preprocessor).__call__,
                      frames=encoder.embed_frames, texts=encoder.embed_texts, open=classifier_mod.open_video)
-    video_mod._DecordReader.read = recorded("decode batch", originals["read"])
+    DecordReader.read = recorded("decode batch", originals["read"])
     type(encoder.preprocessor).__call__ = recorded("preprocess", originals["pre"])
     encoder.embed_frames = recorded("image encoder", originals["frames"])
     encoder.embed_texts = recorded("text encoder", originals["texts"])
@@ -101,7 +103,7 @@ def main(argv=None) -> int:
     with _bench.Stopwatch() as sw:
         origin[0] = time.perf_counter()
         fresh().classify(video, labels)
-    video_mod._DecordReader.read = originals["read"]
+    DecordReader.read = originals["read"]
     type(encoder.preprocessor).__call__ = originals["pre"]
     del encoder.embed_frames, encoder.embed_texts
     classifier_mod.open_video = originals["open"]
@@ -142,16 +144,16 @@ def main(argv=None) -> int:
 
     # -- 3. experiments (monkeypatched here only) ---------------------------------------------------
     def decord_reader_2threads(self, size):
-        dims = video_mod.resize_dims(self.height, self.width, size)
+        dims = resize_dims(self.height, self.width, size)
         if dims not in self._readers:
             self._readers[dims] = self._decord.VideoReader(self._path, ctx=self._decord.cpu(0), width=dims[1],
                                                            height=dims[0], num_threads=0)
         return self._readers[dims]
 
-    original_reader = video_mod._DecordReader._reader
+    original_reader = DecordReader._reader
 
     def run(name: str):
-        video_mod._DecordReader._reader = decord_reader_2threads if name == "decord-2threads" else original_reader
+        DecordReader._reader = decord_reader_2threads if name == "decord-2threads" else original_reader
         threads = torch.get_num_threads()
         if name == "torch-1thread":
             torch.set_num_threads(1)
@@ -166,7 +168,7 @@ def main(argv=None) -> int:
             return sw.timing
         finally:
             torch.set_num_threads(threads)
-            video_mod._DecordReader._reader = original_reader
+            DecordReader._reader = original_reader
 
     names = ["as-is", "decord-2threads", "torch-1thread", "batch-16", "opencv-backend"]
     series = {n: _bench.Series(n) for n in names}
@@ -186,9 +188,9 @@ def main(argv=None) -> int:
 
 def xclip_section(args, video: str) -> int:
     import actionzs
-    import actionzs.video as video_mod
     from actionzs.classifier import ZeroShotVideoClassifier
     from actionzs.config import load_config
+    from actionzs.video.decord_reader import DecordReader
 
     settings = load_config()
     labels = _models.LABELS_20
@@ -196,17 +198,17 @@ def xclip_section(args, video: str) -> int:
                             top_k=settings["top_k"], segments=True, window=8.0, stride=8.0)
     ZeroShotVideoClassifier(clf.encoder, clf.options).classify(video, labels)  # warm-up
     reads: list[str] = []
-    original = video_mod._DecordReader.read
+    original = DecordReader.read
 
     def logged(self, indices, size):
         reads.append(f"{indices[0]}..{indices[-1]} ({len(indices)} frames)")
         return original(self, indices, size)
 
-    video_mod._DecordReader.read = logged
+    DecordReader.read = logged
     try:
         ZeroShotVideoClassifier(clf.encoder, clf.options).classify(video, labels)
     finally:
-        video_mod._DecordReader.read = original
+        DecordReader.read = original
     print("\n4. X-CLIP base/32, segments window 8 s stride 8 s: decoder reads of one classify call")
     print("  " + ", ".join(reads))
     series = _bench.Series("library")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +19,8 @@ from actionzs import sampling
 from actionzs.errors import FrameIndexError, VideoDecodeError
 from actionzs.frames import FrameBatch
 from actionzs.testing import draw_frame, read_index, read_scene, write_clip
-from actionzs.video import _STDERR, MAX_CHUNK_FRAMES, Video, image_video, open_video
+from actionzs.video import MAX_CHUNK_FRAMES, Video, image_video, open_video
+from actionzs.video.capture import STDERR
 
 from helpers_video import BACKENDS, decode_first, encode, indices_of, run_in_fork
 
@@ -81,7 +84,7 @@ def test_metadata(clip, backend):
     video = open_video(path, backend)
     assert video.backend == backend
     assert video.num_frames == count
-    assert video.fps == pytest.approx(FPS)
+    assert video.average_fps == pytest.approx(FPS)
     assert video.duration == pytest.approx(count / FPS, abs=1e-5)
     assert (video.width, video.height) == (WIDTH, HEIGHT)
     assert video.timeline.pts_seconds == pytest.approx(np.arange(count) / FPS, abs=1e-5)
@@ -383,7 +386,7 @@ def test_vfr_with_opencv_counts_and_decodes_exactly_but_times_are_constant_rate(
     frame count is the true one and frames by index are exact (seeks that do not verify are dropped)."""
     video = open_video(vfr_clip, "opencv")
     assert video.num_frames == len(VFR_TIMES)
-    assert video.timeline.pts_seconds == pytest.approx(np.arange(len(VFR_TIMES)) / video.fps)
+    assert video.timeline.pts_seconds == pytest.approx(np.arange(len(VFR_TIMES)) / video.average_fps)
     wanted = [79, 0, 45, 30, 59, 60, 79, 1]
     assert indices_of(video.get_frames(wanted).data) == wanted
 
@@ -425,7 +428,7 @@ def test_lossless_image_file_is_a_one_frame_video(tmp_path, picture, suffix):
     Image.fromarray(picture).save(path, format="PNG" if suffix.lower() == ".png" else "BMP")
     video = open_video(path)
     assert video.backend == "image"
-    assert (video.num_frames, video.fps, video.duration) == (1, 1.0, 1.0)
+    assert (video.num_frames, video.average_fps, video.duration) == (1, 1.0, 1.0)
     assert (video.width, video.height) == (WIDTH, HEIGHT)
     batch = video.get_frames([0, 0])
     assert np.array_equal(batch.data, np.stack([picture, picture]))
@@ -535,12 +538,32 @@ def test_forked_while_another_thread_reads(gop50, backend):
     assert results == [[60, 7]] * 3
 
 
+NO_SIDE_EFFECTS_AT_IMPORT = """
+import sys
+import numpy as np
+import actionzs.video
+from actionzs.video import capture
+loaded = {"torch", "decord", "cv2"} & set(sys.modules)
+assert not loaded, f"importing actionzs.video loaded {sorted(loaded)}"
+assert not capture._HOOK_UNREGISTERED.locked(), "the fork hook was registered at import"
+actionzs.video.image_video(np.zeros((4, 4, 3), np.uint8))
+assert capture._HOOK_UNREGISTERED.locked(), "the first Video did not register the fork hook"
+"""
+
+
+def test_importing_loads_no_decoder_and_the_first_video_registers_the_fork_hook():
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-c", NO_SIDE_EFFECTS_AT_IMPORT]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+
+
 def test_decoder_output_is_kept_off_the_terminal_without_serialising_decoders(capfd):
     said = {}
     both_inside = threading.Barrier(2)
 
     def decoder(name: str) -> None:
-        with _STDERR.capture() as text:
+        with STDERR.capture() as text:
             both_inside.wait(timeout=5)  # a capture that serialised decoders would break this barrier
             os.write(2, f"decoder {name} complains\n".encode())
             both_inside.wait(timeout=5)
@@ -619,7 +642,7 @@ def test_every_sample_file_opens(shared_videos):
     assert paths
     for path in paths:
         video = open_video(path)
-        assert video.num_frames > 0 and video.fps > 0 and video.duration > 0, path
+        assert video.num_frames > 0 and video.average_fps > 0 and video.duration > 0, path
         last = video.get_frames([video.num_frames - 1]).data
         assert last.shape == (1, video.height, video.width, 3), path
 
@@ -629,7 +652,7 @@ def test_sample_metadata(shared_videos, name, backend):
     frames, fps, width, height = FOOTAGE[name]
     video = open_video(footage(shared_videos, name), backend)
     assert video.num_frames == frames
-    assert video.fps == pytest.approx(fps, rel=1e-4)
+    assert video.average_fps == pytest.approx(fps, rel=1e-4)
     assert (video.width, video.height) == (width, height)
     assert video.duration == pytest.approx(frames / fps, rel=1e-3)
 
@@ -648,7 +671,7 @@ def test_sample_first_middle_last(shared_videos, name, backend):
 def test_megamind_decord_timestamps_fall_back_to_constant_rate(shared_videos):
     pytest.importorskip("decord")
     video = open_video(footage(shared_videos, "Megamind.avi"), "decord")
-    assert np.array_equal(video.timeline.pts_seconds, np.arange(270) / video.fps)
+    assert np.array_equal(video.timeline.pts_seconds, np.arange(270) / video.average_fps)
 
 
 @pytest.mark.parametrize("name", H264_FOOTAGE)

@@ -1,0 +1,100 @@
+"""Open a video (or a still image), read its true metadata and decode exactly the frames asked for.
+
+Backends: decord (default: it indexes every packet on open, so counts and timestamps are real) and
+OpenCV (fallback and alternative: reads forward, seeks only where a seek proves exact), and any
+added with `register_backend`. "auto" tries them in the order `AUTO_ORDER` gives for the file's
+suffix. Frames are decoded at the size asked for by the decoder itself and read in bounded chunks,
+so memory depends on the chunk, never on the length of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VideoDecodeError
+from .image_reader import IMAGE_SUFFIXES, ImageReader, open_image
+from .reader import Reader
+from .registry import (
+    AUTO_ORDER,
+    AVAILABLE_BACKENDS,
+    DECORD_EXACT_SUFFIXES,
+    OTHER_SUFFIXES,
+    VIDEO_SUFFIXES,
+    auto_order,
+    backend_names,
+    open_reader,
+    register_backend,
+)
+from .video import CHUNK_BYTES, MAX_CHUNK_FRAMES, Video
+
+__all__ = [
+    "AUTO_ORDER",
+    "AVAILABLE_BACKENDS",
+    "CHUNK_BYTES",
+    "DECORD_EXACT_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "MAX_CHUNK_FRAMES",
+    "OTHER_SUFFIXES",
+    "VIDEO_SUFFIXES",
+    "Reader",
+    "Video",
+    "auto_order",
+    "backend_names",
+    "image_video",
+    "open_video",
+    "register_backend",
+]
+
+
+def _check_path(path: str) -> None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        reason = "broken symbolic link" if os.path.islink(path) else "no such file"
+        raise VideoDecodeError(path, reason) from None
+    except OSError as exc:
+        raise VideoDecodeError(path, exc.strerror or str(exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise VideoDecodeError(path, "is a directory, not a video file")
+    if not stat.S_ISREG(info.st_mode):
+        raise VideoDecodeError(path, "is not a regular file")
+    if info.st_size == 0:
+        raise VideoDecodeError(path, "file is empty (0 bytes)")
+    if not os.access(path, os.R_OK):
+        raise VideoDecodeError(path, "permission denied")
+
+
+def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
+    """Open a video file (or a still image, as a one-frame video) and read its true metadata.
+
+    `backend` is one of `backend_names()`: "auto" (the first of the file's `auto_order` that opens
+    it: decord, else OpenCV), "decord", "opencv" or a registered one. Raises `VideoDecodeError`
+    naming the file and the reason when it cannot be read.
+    """
+    names = backend_names()
+    if backend not in names:
+        raise ValueError(f"backend must be one of {', '.join(names)}; got {backend!r}")
+    path = os.fspath(path)
+    _check_path(path)
+    if Path(path).suffix.lower() in IMAGE_SUFFIXES:
+        return Video(open_image(path), path, "image")
+    auto = backend == "auto"
+    name, reader = open_reader(path, auto_order(path) if auto else [backend], strict=auto)
+    return Video(reader, path, name, auto=auto)
+
+
+def image_video(image, name: str = "<image>") -> Video:
+    """A PIL image or uint8 array [H, W, 3] as a one-frame video."""
+    from PIL import Image
+
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] not in (3, 4):
+            raise VideoDecodeError(name, f"an image array must be uint8 [H, W, 3], got {image.dtype} {image.shape}")
+        image = Image.fromarray(image[..., :3])
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a path, PIL image or uint8 array, got {type(image).__name__}")
+    return Video(ImageReader(image), name, "image")

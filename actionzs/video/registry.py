@@ -1,0 +1,101 @@
+"""Backends by name, the order "auto" tries them in, and opening a file with the first that can.
+
+A backend is a `Reader` subclass registered under a name; `open_video(path, name)` constructs it
+as `cls(path, strict=False)`, and "auto" as `cls(path, strict=True)` for each backend of the file's
+`AUTO_ORDER` in turn until one opens it. A backend is added from outside the package with
+`register_backend`, e.g. `register_backend("pyav", PyAVReader, auto_suffixes=[".mkv"], auto_rank=0)`.
+Registering is meant for start-up, before videos are opened from several threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ..errors import VideoDecodeError
+from .capture import STDERR
+from .decord_reader import DecordReader
+from .messages import decoder_message, missing_mp4_index
+from .opencv_reader import OpenCVReader
+from .reader import Reader
+
+VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"}
+)
+#: Containers where decord's random access is exact. In others (AVI, MKV, ...) it misplaces frames
+#: of streams with B-frames (dmlc/decord#195, #252), so "auto" tries OpenCV first there.
+DECORD_EXACT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".3gp"})
+
+#: Every backend by name, in the order `backend_names` lists them.
+AVAILABLE_BACKENDS: dict[str, type[Reader]] = {"decord": DecordReader, "opencv": OpenCVReader}
+
+#: The key of `AUTO_ORDER` that stands for every suffix without an order of its own.
+OTHER_SUFFIXES = "*"
+#: The backends "auto" tries, first to last, by lower-case file suffix (`OTHER_SUFFIXES` for the
+#: rest). A file opens with the first that can; a read that fails later switches to the next one
+#: after it that can. Still images (`IMAGE_SUFFIXES`) never reach a backend.
+AUTO_ORDER: dict[str, list[str]] = {
+    **{suffix: ["decord", "opencv"] for suffix in sorted(DECORD_EXACT_SUFFIXES)},
+    OTHER_SUFFIXES: ["opencv", "decord"],
+}
+
+_RESERVED = ("auto", "image")  # what to try, and what reads still images
+
+
+def backend_names() -> tuple[str, ...]:
+    """The names `open_video` accepts: "auto", then each registered backend."""
+    return ("auto", *AVAILABLE_BACKENDS)
+
+
+def register_backend(
+    name: str, cls: type[Reader], *, auto_suffixes: Iterable[str] = (), auto_rank: int | None = None
+) -> None:
+    """Make `cls` the backend called `name` (replacing one of that name, if any).
+
+    "auto" tries it for the files whose suffix is in `auto_suffixes` (`OTHER_SUFFIXES`: every
+    suffix without an order of its own; a suffix new to `AUTO_ORDER` starts from that order), at
+    place `auto_rank` of each of those orders (0 is first; by default it goes last).
+    """
+    if name in _RESERVED:
+        raise ValueError(f"{name!r} cannot name a backend: {' and '.join(map(repr, _RESERVED))} are reserved")
+    if not (isinstance(cls, type) and issubclass(cls, Reader)):
+        raise TypeError(f"a backend must be a subclass of actionzs.video.Reader, got {cls!r}")
+    AVAILABLE_BACKENDS[name] = cls
+    for suffix in auto_suffixes:
+        order = AUTO_ORDER.setdefault(suffix.lower(), list(AUTO_ORDER[OTHER_SUFFIXES]))
+        if name in order:
+            order.remove(name)
+        order.insert(len(order) if auto_rank is None else auto_rank, name)
+
+
+def auto_order(path: str, after: str | None = None) -> list[str]:
+    """The backends "auto" tries for `path`, in order; with `after`, those that come after it."""
+    order = AUTO_ORDER.get(Path(path).suffix.lower(), AUTO_ORDER[OTHER_SUFFIXES])
+    if after is None:
+        return list(order)
+    return list(order[order.index(after) + 1 :]) if after in order else []
+
+
+def open_reader(path: str, names: Sequence[str], *, strict: bool) -> tuple[str, Reader]:
+    """The first of the backends `names` that opens `path`, and its name; when none can, a
+    `VideoDecodeError` with every backend's reason."""
+    reasons = []
+    for name in names:
+        cls = AVAILABLE_BACKENDS.get(name)
+        if cls is None:
+            reasons.append(f"{name}: not a registered backend")
+            continue
+        said: list[str] = []
+        try:
+            with STDERR.capture() as said:
+                return name, cls(path, strict=strict)
+        except VideoDecodeError as exc:
+            reasons.append(f"{name}: {exc.reason}")
+        except ImportError:
+            reasons.append(f"{name}: not installed")
+        except Exception as exc:  # decoders raise assorted errors on bad data; all mean "cannot open"
+            if missing_mp4_index(path, " ".join(said)):
+                reasons.append(f"{name}: the MP4 index (moov atom) is missing: the file is truncated or was never finished")
+            else:
+                reasons.append(f"{name}: {decoder_message(exc)}")
+    raise VideoDecodeError(path, "not a readable video (" + "; ".join(reasons) + ")")

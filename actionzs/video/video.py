@@ -1,0 +1,191 @@
+"""`Video`: one open file, with true metadata and exact frames by index, read in bounded chunks."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from ..errors import FrameIndexError, VideoDecodeError
+from ..frames import FrameBatch, FrameSize, resize_dims
+from ..sampling import Timeline
+from .capture import STDERR, track
+from .messages import decoder_message
+from .reader import Reader
+from .registry import auto_order, open_reader
+
+log = logging.getLogger(__name__)
+
+#: Upper bound on the decoded bytes held by one chunk (frames at the requested size).
+CHUNK_BYTES = 64 * 2**20
+MAX_CHUNK_FRAMES = 32
+
+
+class Video:
+    """An open video: true metadata, and exact frames by index. Use `open_video` to make one.
+
+    One `Video` serialises its own reads with a lock and reopens its decoder in a forked child, so a
+    decoder is never shared between threads or processes; for parallel work open one per worker.
+    Opened by "auto", it switches to the next backend of auto's order when a read fails.
+    """
+
+    def __init__(self, reader: Reader, path: str, backend: str, *, auto: bool = False):
+        self._reader = reader
+        self._backend = backend
+        self._auto = auto
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._closed = False
+        self.path = path
+        track(self)
+
+    @property
+    def backend(self) -> str:
+        """The backend actually in use: "decord", "opencv", "image" or a registered one."""
+        return self._backend
+
+    @property
+    def timeline(self) -> Timeline:
+        return self._reader.timeline
+
+    @property
+    def num_frames(self) -> int:
+        return self._reader.timeline.num_frames
+
+    @property
+    def average_fps(self) -> float:
+        """The stream's own average frame rate (not the rate frames are sampled at)."""
+        return self._reader.average_fps
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first frame's start to the last frame's end."""
+        return self._reader.timeline.duration
+
+    @property
+    def width(self) -> int:
+        return self._reader.width
+
+    @property
+    def height(self) -> int:
+        return self._reader.height
+
+    def info(self) -> dict:
+        """Metadata as a plain dict (what `actionzs probe --json` prints; its "fps" is `average_fps`)."""
+        return {
+            "path": self.path,
+            "backend": self.backend,
+            "num_frames": self.num_frames,
+            "fps": round(self.average_fps, 6),
+            "duration": round(self.duration, 6),
+            "width": self.width,
+            "height": self.height,
+        }
+
+    def get_frames(self, indices: Sequence[int] | np.ndarray, size: FrameSize | None = None) -> FrameBatch:
+        """Frames at `indices`, in the order asked (duplicates allowed), at `size` (see `FrameSize`)."""
+        batches = list(self.iter_frames(indices, size, chunk=len(indices) or 1))
+        if len(batches) == 1:
+            return batches[0]
+        height, width = resize_dims(self.height, self.width, size)
+        if not batches:
+            empty = np.empty(0, np.int64)
+            return FrameBatch(np.empty((0, height, width, 3), np.uint8), empty, empty.astype(np.float64))
+        return FrameBatch(
+            np.concatenate([b.data for b in batches]),
+            np.concatenate([b.indices for b in batches]),
+            np.concatenate([b.pts_seconds for b in batches]),
+        )
+
+    def iter_frames(
+        self, indices: Sequence[int] | np.ndarray, size: FrameSize | None = None, chunk: int = MAX_CHUNK_FRAMES
+    ) -> Iterator[FrameBatch]:
+        """Yield the frames at `indices` in order, in batches of at most `chunk` frames."""
+        indices = self._validate(indices)
+        height, width = resize_dims(self.height, self.width, size)
+        per_read = max(1, min(chunk, MAX_CHUNK_FRAMES, CHUNK_BYTES // (height * width * 3)))
+        for start in range(0, len(indices), chunk):
+            wanted = indices[start : start + chunk]
+            unique, where = np.unique(wanted, return_inverse=True)
+            parts = [self._read(unique[i : i + per_read], size) for i in range(0, len(unique), per_read)]
+            frames = np.concatenate(parts)[where]
+            yield FrameBatch(frames, wanted, self.timeline.pts_seconds[wanted])
+
+    def _validate(self, indices) -> np.ndarray:
+        indices = np.asarray(indices)
+        if indices.ndim != 1 or (len(indices) and not np.issubdtype(indices.dtype, np.integer)):
+            raise TypeError(f"{self.path}: frame indices must be a flat sequence of integers")
+        indices = indices.astype(np.int64)
+        bad = indices[(indices < 0) | (indices >= self.num_frames)]
+        if len(bad):
+            raise FrameIndexError(
+                self.path, f"frame index {int(bad[0])} is outside the {self.num_frames} frames that decode"
+            )
+        return indices
+
+    def _read(self, indices: np.ndarray, size: FrameSize | None) -> np.ndarray:
+        with self._lock:
+            if self._closed:
+                raise VideoDecodeError(self.path, "the video was closed; open it again to read frames")
+            if os.getpid() != self._pid and self._reader.reopen_after_fork:  # forked: use a decoder of our own
+                self._backend, self._reader = open_reader(self.path, [self._backend], strict=False)
+                self._pid = os.getpid()
+            while True:
+                try:
+                    with STDERR.capture():
+                        return self._reader.read(indices, size)
+                except FrameIndexError:
+                    raise
+                except Exception as exc:
+                    self._switch_backend(exc)
+
+    def _switch_backend(self, failure: Exception) -> None:
+        """After a failed read, take the next backend of auto's order that opens the file; raise
+        `VideoDecodeError` when the video was not opened by auto or none is left."""
+        reason = decoder_message(failure)
+        later = auto_order(self.path, after=self._backend) if self._auto else []
+        if not later:
+            raise VideoDecodeError(self.path, f"decoding failed: {reason}") from None
+        try:
+            backend, reader = open_reader(self.path, later, strict=True)
+        except VideoDecodeError as exc:
+            raise VideoDecodeError(self.path, f"decoding failed: {reason}; then {exc.reason}") from None
+        log.warning("%s: %s failed while reading (%s); switching to %s", self.path, self._backend, reason, backend)
+        if reader.timeline.num_frames < self.num_frames:
+            log.warning(
+                "%s: only %d of %d frames decode with %s", self.path, reader.timeline.num_frames, self.num_frames, backend
+            )
+        self._reader.close()
+        self._backend, self._reader = backend, reader
+
+    def rest(self) -> None:
+        """Tell the decoder that no frames will be asked for a while, so it stops decoding ahead
+        (decord does, into memory, while idle); the next read may start from a keyframe."""
+        with self._lock:
+            if self._closed or os.getpid() != self._pid:
+                return
+            try:
+                with STDERR.capture():
+                    self._reader.rest()
+            except Exception as exc:  # advice only: a decoder that cannot rest reads on as before
+                log.debug("%s: the decoder could not rest: %s", self.path, decoder_message(exc))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._reader.close()
+
+    def __enter__(self) -> Video:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Video({self.path!r}, backend={self.backend}, frames={self.num_frames}, "
+            f"average_fps={self.average_fps:.3f}, duration={self.duration:.3f}s, size={self.width}x{self.height})"
+        )
