@@ -29,9 +29,9 @@ API_STAGES = ("loading", "sampling", "events")
 def backend_names() -> tuple[str, ...]:
     """The video decoders `backend` accepts: the one place their names are asked for (the video
     module knows them; imported only when they are needed)."""
-    from .video import BACKENDS
+    from .video import backend_names as registered
 
-    return BACKENDS
+    return registered()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from actionzs.testing import write_clip
 
 from helpers_cli import subprocess_env
 
-#: Imports actionzs and every module of it, recording what the imports did to the process.
+#: Imports actionzs and every module of it, recording what the imports did to the process (fork
+#: hooks and import finders of actionzs's own; torch and transformers install some of theirs).
 IMPORT_EVERYTHING = """
 import json, os, pkgutil, sys, importlib, traceback
 fork_hooks = []
@@ -31,7 +32,7 @@ print(json.dumps({
     "modules": len(names),
     "fork_hooks": [f for f in fork_hooks if os.sep + "actionzs" + os.sep in f],
     "environ": sorted(set(os.environ.items()) ^ set(environ.items())),
-    "meta_path": [repr(f) for f in sys.meta_path if f not in meta_path],
+    "meta_path": [repr(f) for f in sys.meta_path if f not in meta_path and type(f).__module__.startswith("actionzs")],
 }))
 """
 
