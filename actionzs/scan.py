@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .atomic import atomic_write
 from .output import json_line
-from .video import VIDEO_SUFFIXES
+from .video import video_suffixes
 
 
 def find_videos(inputs: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -24,9 +24,8 @@ def find_videos(inputs: Iterable[str]) -> tuple[list[str], list[str]]:
     problems = []
     for item in inputs:
         if os.path.isdir(item):
-            matches = sorted(
-                str(p) for p in Path(item).rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and not p.is_dir()
-            )
+            suffixes = video_suffixes()
+            matches = sorted(str(p) for p in Path(item).rglob("*") if p.suffix.lower() in suffixes and not p.is_dir())
         elif glob.has_magic(item):
             matches = sorted(p for p in glob.glob(item, recursive=True) if not os.path.isdir(p))
         else:

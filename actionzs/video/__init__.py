@@ -28,6 +28,7 @@ from .registry import (
     backend_names,
     open_reader,
     register_backend,
+    video_suffixes,
 )
 from .video import CHUNK_BYTES, MAX_CHUNK_FRAMES, Video
 
@@ -40,6 +41,7 @@ __all__ = [
     "MAX_CHUNK_FRAMES",
     "OTHER_SUFFIXES",
     "VIDEO_SUFFIXES",
+    "video_suffixes",
     "Reader",
     "Video",
     "auto_order",

@@ -42,6 +42,12 @@ AUTO_ORDER: dict[str, list[str]] = {
 _RESERVED = ("auto", "image")  # what to try, and what reads still images
 
 
+def video_suffixes() -> frozenset[str]:
+    """The suffixes a folder scan lists as videos: the common containers, and every suffix a
+    registered backend was given a place in auto's order for."""
+    return VIDEO_SUFFIXES | (AUTO_ORDER.keys() - {OTHER_SUFFIXES})
+
+
 def backend_names() -> tuple[str, ...]:
     """The names `open_video` accepts: "auto", then each registered backend."""
     return ("auto", *AVAILABLE_BACKENDS)
