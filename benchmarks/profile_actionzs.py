@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     import actionzs
-    import actionzs.classifier as classifier_mod
+    import actionzs.embed as embed_mod
     import actionzs.video as video_mod
     from actionzs.classifier import ZeroShotVideoClassifier
     from actionzs.config import load_config
@@ -93,12 +93,12 @@ def main(argv=None) -> int:
         return wrapper
 
     originals = dict(read=DecordReader.read, pre=type(encoder.preprocessor).__call__,
-                     frames=encoder.embed_frames, texts=encoder.embed_texts, open=classifier_mod.open_video)
+                     frames=encoder.embed_frames, texts=encoder.embed_texts, open=embed_mod.open_video)
     DecordReader.read = recorded("decode batch", originals["read"])
     type(encoder.preprocessor).__call__ = recorded("preprocess", originals["pre"])
     encoder.embed_frames = recorded("image encoder", originals["frames"])
     encoder.embed_texts = recorded("text encoder", originals["texts"])
-    classifier_mod.open_video = recorded("open video", originals["open"])
+    embed_mod.open_video = recorded("open video", originals["open"])
     _bench.wait_quiet(args.quiet_wait)
     with _bench.Stopwatch() as sw:
         origin[0] = time.perf_counter()
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     DecordReader.read = originals["read"]
     type(encoder.preprocessor).__call__ = originals["pre"]
     del encoder.embed_frames, encoder.embed_texts
-    classifier_mod.open_video = originals["open"]
+    embed_mod.open_video = originals["open"]
     print(f"\n1. timeline of one classify call ({sw.timing.describe()}), seconds from the call:")
     for name, thread, start, end in sorted(events, key=lambda e: e[2]):
         bar = " " * int(start * 20) + "#" * max(1, int((end - start) * 20))

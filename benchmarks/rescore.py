@@ -22,7 +22,7 @@ top_k=5 (the CLI's default.yaml). With --ensemble the text encoder is also timed
 templates (500 prompts).
 
 To prove that no decoding and no image encoding happen, encoder.embed_frames,
-actionzs.classifier.open_video, actionzs.video.open_video and decord.VideoReader are wrapped with call
+actionzs.embed.open_video, actionzs.video.open_video and decord.VideoReader are wrapped with call
 counters during the timed calls; all must stay at 0.
 """
 
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     import actionzs
-    import actionzs.classifier as classifier_mod
+    import actionzs.embed as embed_mod
     import actionzs.video as video_mod
     from actionzs.config import load_config
     from actionzs.embeddings import FrameEmbeddings
@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     print(f"embeddings: {_models.shown(repr(embeddings))}, {vectors.nbytes / 2**20:.1f} MiB")
 
     # counters: anything that would decode or run the image encoder
-    calls = {"embed_frames": 0, "embed_texts": 0, "classifier.open_video": 0, "video.open_video": 0, "decord.VideoReader": 0}
+    calls = {"embed_frames": 0, "embed_texts": 0, "embed.open_video": 0, "video.open_video": 0, "decord.VideoReader": 0}
     text_seconds = []
 
     def counted(name, fn, timed=False):
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
 
     encoder.embed_frames = counted("embed_frames", encoder.embed_frames)
     encoder.embed_texts = counted("embed_texts", encoder.embed_texts, timed=True)
-    classifier_mod.open_video = counted("classifier.open_video", classifier_mod.open_video)
+    embed_mod.open_video = counted("embed.open_video", embed_mod.open_video)
     video_mod.open_video = counted("video.open_video", video_mod.open_video)
     import decord
 
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
     rows = []
     for top_k in (None, 5):
         # a fresh classifier (empty text and pooled-window caches) sharing the loaded encoder
-        scorer = classifier_mod.ZeroShotVideoClassifier(encoder, clf.options)
+        scorer = actionzs.ZeroShotVideoClassifier(encoder, clf.options)
         labels, run = scorer.prepare(_models.LABELS_100, segments=True, window=2.0, stride=1.0, top_k=top_k)
         texts_before = calls["embed_texts"]
         _bench.wait_quiet(args.quiet_wait, window=0.5)
@@ -166,7 +166,7 @@ def main(argv=None) -> int:
 
     if args.ensemble:
         templates = tuple(load_config()["hypothesis_template"])
-        scorer = classifier_mod.ZeroShotVideoClassifier(encoder, clf.options)
+        scorer = actionzs.ZeroShotVideoClassifier(encoder, clf.options)
         labels, run = scorer.prepare(_models.LABELS_100, segments=True, window=2.0, stride=1.0, hypothesis_template=templates)
         with _bench.Stopwatch() as sw:
             scorer.score(embeddings, labels, run)
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
         text_seconds.clear()
 
     print(f"\ncalls during all the scoring above: {calls}")
-    ok = calls["embed_frames"] == 0 and calls["classifier.open_video"] == 0 and calls["video.open_video"] == 0 \
+    ok = calls["embed_frames"] == 0 and calls["embed.open_video"] == 0 and calls["video.open_video"] == 0 \
         and calls["decord.VideoReader"] == 0
     print("no decoding and no image-encoder work: " + ("PROVEN (all counters 0)" if ok else "FAILED"))
     # machine check: the same memory-bound numpy work back to back and after idling (see README)
