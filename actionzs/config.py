@@ -1,6 +1,7 @@
 """YAML presets: `default.yaml` under everything, a named preset or file over it, flags over both.
 
-The keys are the options of `actionzs.schema` (listed in `configs/README.md`). Each value is checked
+The keys are the options of `actionzs.schema`; `python -m actionzs.config` prints the keys table
+of `configs/README.md` from them. Each value is checked
 as it is read, type and range, and an unknown key is an error, so typos do not pass silently.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InvalidInputError
-from .schema import OPTIONS
+from .schema import API_STAGES, NOUNS, OPTIONS, Option
 
 #: Where shipped presets live: inside the installed package, or at the top of a source checkout.
 _PRESET_DIRS = (Path(__file__).parent / "configs", Path(__file__).parent.parent / "configs")
@@ -77,3 +78,44 @@ def load_config(config: str | Path | None = None) -> dict:
     override = _read(path)
     events = {**(settings.get("events") or {}), **(override.pop("events", None) or {})}
     return {**settings, **override, "events": events}
+
+
+# -- the keys table of configs/README.md ------------------------------------------------------------
+
+def _cell(value, kind: type, python: bool = False) -> str:
+    """A value as the keys table shows it: YAML spelling (Python's with `python`), strings in
+    backticks, ensembles counted."""
+    if value is None or isinstance(value, bool):
+        return f"`{value}`" if python else {None: "null", True: "true", False: "false"}[value]
+    if kind is tuple and not isinstance(value, str):
+        return f"{len(value)} templates"
+    return f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def _flag_cell(o: Option) -> str:
+    if o.type is bool:
+        return f"`{o.flag}` / `--no-{o.flag[2:]}`"
+    if o.type is tuple:
+        return f"`{o.flag}` (repeatable)"
+    return f"`{o.flag}`" + (f" ({o.flag_none} = {o.none_means})" if o.flag_none is not None else "")
+
+
+def markdown_table() -> str:
+    """The keys table of configs/README.md: each config key's type, unit, range, default (from
+    default.yaml, then the Python API's where it differs), meaning and flag."""
+    config = load_config()
+    rows = ["| key | type | unit | range | default | meaning | flag |", "|---|---|---|---|---|---|---|"]
+    for o in OPTIONS:
+        kind = NOUNS[o.type] + (" or null" if o.none_means else "")
+        span = ", ".join(f"`{c}`" for c in o.allowed) or o.bounds() or "–"
+        value = o.section(config).get(o.name)
+        shown = _cell(value, o.type)
+        if o.stage in API_STAGES and o.check(value) != o.check(o.default):  # compared normalised
+            shown += f" (Python: {_cell(o.default, o.type, python=True)})"
+        meaning = o.help + (f"; null = {o.none_means}" if o.none_means else "")
+        rows.append(f"| `{o.key}` | {kind} | {o.unit or '–'} | {span} | {shown} | {meaning} | {_flag_cell(o)} |")
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")

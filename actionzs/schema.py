@@ -4,7 +4,7 @@
 configs/README.md are all made from `OPTIONS`, so they cannot disagree. Loading this module
 imports neither torch nor the video decoders: the command line's help is built from it.
 
-    python -m actionzs.schema      # prints the keys table of configs/README.md
+    python -m actionzs.config      # prints the keys table of configs/README.md, made from it
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Option:
         if self.allowed:
             text = f"one of {', '.join(self.allowed)}"
         else:
-            noun = _NOUNS[self.type]
+            noun = NOUNS[self.type]
             text = " ".join(filter(None, (
                 noun if self.type is bool else f"a {noun}", self.unit and f"of {self.unit}", self.bounds(),
             )))
@@ -116,7 +116,7 @@ class Option:
 
 
 #: How each type of value is named in messages and docs.
-_NOUNS = {
+NOUNS = {
     int: "whole number", float: "number", str: "string", bool: "true or false", tuple: "string or list of strings",
 }
 
@@ -231,46 +231,3 @@ def check_fields(record, stage: str) -> None:
     """Check, and normalise in place, the fields of a frozen dataclass that holds a stage's options."""
     for o in options_of(stage):
         object.__setattr__(record, o.name, o.check(getattr(record, o.name)))
-
-
-# -- the keys table of configs/README.md ------------------------------------------------------------
-
-def _cell(value, kind: type, python: bool = False) -> str:
-    """A value as the keys table shows it: YAML spelling (Python's with `python`), strings in
-    backticks, ensembles counted."""
-    if value is None or isinstance(value, bool):
-        return f"`{value}`" if python else {None: "null", True: "true", False: "false"}[value]
-    if kind is tuple and not isinstance(value, str):
-        return f"{len(value)} templates"
-    return f"`{value}`" if isinstance(value, str) else str(value)
-
-
-def _flag_cell(o: Option) -> str:
-    if o.type is bool:
-        return f"`{o.flag}` / `--no-{o.flag[2:]}`"
-    if o.type is tuple:
-        return f"`{o.flag}` (repeatable)"
-    return f"`{o.flag}`" + (f" ({o.flag_none} = {o.none_means})" if o.flag_none is not None else "")
-
-
-def markdown_table() -> str:
-    """The keys table of configs/README.md: each config key's type, unit, range, default (from
-    default.yaml, then the Python API's where it differs), meaning and flag."""
-    from .config import load_config
-
-    config = load_config()
-    rows = ["| key | type | unit | range | default | meaning | flag |", "|---|---|---|---|---|---|---|"]
-    for o in OPTIONS:
-        kind = _NOUNS[o.type] + (" or null" if o.none_means else "")
-        span = ", ".join(f"`{c}`" for c in o.allowed) or o.bounds() or "–"
-        value = o.section(config).get(o.name)
-        shown = _cell(value, o.type)
-        if o.stage in API_STAGES and o.check(value) != o.check(o.default):  # compared normalised
-            shown += f" (Python: {_cell(o.default, o.type, python=True)})"
-        meaning = o.help + (f"; null = {o.none_means}" if o.none_means else "")
-        rows.append(f"| `{o.key}` | {kind} | {o.unit or '–'} | {span} | {shown} | {meaning} | {_flag_cell(o)} |")
-    return "\n".join(rows) + "\n"
-
-
-if __name__ == "__main__":
-    print(markdown_table(), end="")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -13,10 +13,27 @@ from .embeddings import FrameEmbeddings
 from .sampling import Span, frames_in
 from .schema import option
 
-if TYPE_CHECKING:
-    from .models.base import ScoreHead
-
 POOLINGS = option("pooling").allowed
+
+
+@dataclass(frozen=True)
+class ScoreHead:
+    """The checkpoint's map from cosine similarity to scores.
+
+    CLIP-style checkpoints: softmax over the candidates of `scale * cos` (scores sum to 1).
+    SigLIP-style: `sigmoid(scale * cos + bias)` for each label on its own, as transformers does.
+    """
+
+    scale: float
+    bias: float | None = None
+    activation: str = "softmax"
+
+    def logits(self, cosine: torch.Tensor) -> torch.Tensor:
+        return cosine * self.scale + (self.bias or 0.0)
+
+    def probabilities(self, cosine: torch.Tensor) -> torch.Tensor:
+        logits = self.logits(cosine)
+        return torch.sigmoid(logits) if self.activation == "sigmoid" else logits.softmax(dim=-1)
 
 
 #: Mean pooling sums each window's frames directly unless the windows hold, in all, more than this

@@ -12,7 +12,8 @@ import yaml
 from actionzs.cli import build_parser
 from actionzs.config import KEYS, load_config, presets
 from actionzs.options import RunOptions, events_from
-from actionzs.schema import OPTIONS, markdown_table
+from actionzs.config import markdown_table
+from actionzs.schema import OPTIONS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -76,7 +77,7 @@ def test_every_preset_is_in_the_config_readme():
 
 
 def test_the_config_readme_keys_table_is_the_one_the_schema_makes():
-    """Regenerate it with `python -m actionzs.schema` after changing an option."""
+    """Regenerate it with `python -m actionzs.config` after changing an option."""
     table = re.search(r"^\| key \| type \|.*?\n(?!\|)", CONFIG_README, flags=re.M | re.S)
     assert table, "configs/README.md has no keys table"
     assert table.group(0) == markdown_table()

@@ -7,12 +7,12 @@ from .checkpoint import CheckpointEncoder
 from .clip import DualEncoder
 from .device import resolve_device, resolve_dtype
 from .frame import FrameEncoder, FramePlan
-from .loading import DEFAULT_MODEL, ModelRef, _locate, load_cached, load_encoder
+from .loading import DEFAULT_MODEL, ModelRef, _locate, load_encoder
 from .registry import DEFAULT_FAMILY, FAMILIES, encoder_for, family_for, register_encoder, unregister_encoder
 from .xclip import ClipPlan, XClipEncoder
 
 __all__ = [
     "DEFAULT_FAMILY", "DEFAULT_MODEL", "FAMILIES", "CheckpointEncoder", "ClipPlan", "DualEncoder", "Encoder", "Features",
     "FrameEncoder", "FramePlan", "Identity", "ModelRef", "Plan", "ScoreHead", "XClipEncoder", "encoder_for", "family_for",
-    "load_cached", "load_encoder", "register_encoder", "resolve_device", "resolve_dtype", "unregister_encoder",
+    "load_encoder", "register_encoder", "resolve_device", "resolve_dtype", "unregister_encoder",
 ]

@@ -1,4 +1,4 @@
-"""What every encoder family offers, the plan of one video's frames, and how similarities become scores.
+"""What every encoder family offers, and the plan of one video's frames.
 
 An encoder family owns everything that depends on what kind of model it is: which frames a video's
 embeddings need (`plan`), how a batch of preprocessed frames is encoded (`encode`), what kind of
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidInputError
+from ..scoring import ScoreHead
 
 if TYPE_CHECKING:
     from ..embeddings import ClipEmbeddings, FrameEmbeddings
@@ -30,26 +31,6 @@ if TYPE_CHECKING:
     Embeddings = FrameEmbeddings | ClipEmbeddings
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ScoreHead:
-    """The checkpoint's map from cosine similarity to scores.
-
-    CLIP-style checkpoints: softmax over the candidates of `scale * cos` (scores sum to 1).
-    SigLIP-style: `sigmoid(scale * cos + bias)` for each label on its own, as transformers does.
-    """
-
-    scale: float
-    bias: float | None = None
-    activation: str = "softmax"
-
-    def logits(self, cosine: torch.Tensor) -> torch.Tensor:
-        return cosine * self.scale + (self.bias or 0.0)
-
-    def probabilities(self, cosine: torch.Tensor) -> torch.Tensor:
-        logits = self.logits(cosine)
-        return torch.sigmoid(logits) if self.activation == "sigmoid" else logits.softmax(dim=-1)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ class CheckpointEncoder:
     """Mixed into a family (`FrameEncoder`, or an `Encoder` of its own) for transformers models.
 
     `ref` (a `ModelRef`) is how the encoder was loaded; with it, pickling the encoder sends only the
-    reference and the receiving process loads the model once (see `load_cached`).
+    reference and the receiving process loads the model once (`ModelRef.loaded`).
     """
 
     def __init__(self, name: str, model, tokenizer, image_processor, fingerprint: str | None = None, ref=None):
@@ -71,6 +71,4 @@ class CheckpointEncoder:
                 f"{type(self).__name__}({self.name!r}) was built from objects in memory, so another process "
                 "cannot load it again; load it with actionzs.load_encoder (or pass a ModelRef)"
             )
-        from .loading import load_cached
-
-        return load_cached, (self.ref,)
+        return self.ref.loaded, ()

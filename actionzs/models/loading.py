@@ -23,7 +23,7 @@ _OFFLINE_HINT = (
 class ModelRef:
     """What loads a model: a hub id or a folder (absolute, so it means the same in any working
     directory), the device and dtype asked for (None / "auto" resolve where it loads), and the
-    name results show. Plain strings: it pickles, and a worker process loads it with `load_cached`."""
+    name results show. Plain strings: it pickles, and a worker process loads it with `loaded`."""
 
     model: str
     device: str | int | None = None
@@ -42,10 +42,13 @@ class ModelRef:
         source, local = _locate(self.model, self.name or self.model)
         return family_for(_model_type(source, local, self.name or self.model)).load(source, self, local)
 
+    def loaded(self) -> Encoder:
+        """The model loaded once per process: what an encoder unpickles to in a worker."""
+        return _load_once(self)
+
 
 @functools.lru_cache(maxsize=4)
-def load_cached(ref: ModelRef) -> Encoder:
-    """`ref.load()`, once per process: what an encoder unpickles to in a worker."""
+def _load_once(ref: ModelRef) -> Encoder:
     return ref.load()
 
 
