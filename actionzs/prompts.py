@@ -68,7 +68,20 @@ def parse_labels(candidate_labels) -> list[Label]:
         seen.add(label.name)
     if duplicates:
         raise InvalidInputError(f"duplicate candidate labels: {', '.join(map(repr, duplicates))}")
+    read: dict[str, Label] = {}
+    for label in items:
+        first = read.setdefault(_as_read(label), label)
+        if first is not label:
+            raise InvalidInputError(
+                f"duplicate candidate labels: {first.name!r} and {label.name!r} give the model the same text "
+                "(apart from case and spacing), so they would split one score; keep one"
+            )
     return items
+
+
+def _as_read(label: Label) -> str:
+    """What the model reads of a label, as text encoders compare it: case and runs of spaces aside."""
+    return " ".join((label.description or label.name).split()).casefold()
 
 
 def read_labels_file(path: str | Path) -> list[Label]:

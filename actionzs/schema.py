@@ -10,6 +10,7 @@ imports neither torch nor the video decoders: the command line's help is built f
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -141,9 +142,21 @@ def _check_templates(templates: str | Sequence[str]) -> tuple[str, ...]:
     if not templates:
         raise InvalidInputError("hypothesis_template: give at least one template")
     for template in templates:
-        if not isinstance(template, str) or template.count("{}") != 1:
-            raise InvalidInputError(f"hypothesis_template {template!r} must contain exactly one '{{}}'")
+        if not (isinstance(template, str) and _one_plain_field(template)):
+            raise InvalidInputError(
+                f"hypothesis_template {template!r} must contain exactly one '{{}}' (no name, format or "
+                "conversion inside it; write a literal brace as '{{' or '}}')"
+            )
     return templates
+
+
+def _one_plain_field(template: str) -> bool:
+    """Whether `template.format(label)` fills exactly one bare `{}` (escaped braces are text)."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template) if name is not None]
+    except ValueError:  # a lone brace
+        return False
+    return fields == [("", "", None)]
 
 
 _SECONDS = "seconds"
