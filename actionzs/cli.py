@@ -214,7 +214,7 @@ def _failure(video: str, exc: Exception) -> dict:
     else:  # unexpected: keep going, but say what it was
         log.debug("unexpected error on %s", video, exc_info=True)
         reason = f"{type(exc).__name__}: {exc}"
-    print(f"error: {video}: {reason}", file=sys.stderr)
+    _say(f"error: {video}: {reason}")
     return {"video": video, "error": reason}
 
 
@@ -242,7 +242,7 @@ def _record(video: str, outcome, embeddings_dir: str | None = None) -> dict:
 # -- commands ------------------------------------------------------------------------------------
 
 def cmd_probe(args) -> int:
-    from .output import hms
+    from .output import hms, printable
     from .stream import DECODE_TIMEOUT, bounded_call
     from .video import open_video
 
@@ -259,7 +259,7 @@ def cmd_probe(args) -> int:
     else:
         rows = [("video", "backend", "frames", "fps", "duration", "size")]
         rows += [
-            (r["path"], r["backend"], str(r["num_frames"]), f"{r['fps']:.3f}", hms(r["duration"]), f"{r['width']}x{r['height']}")
+            (printable(r["path"]), r["backend"], str(r["num_frames"]), f"{r['fps']:.3f}", hms(r["duration"]), f"{r['width']}x{r['height']}")
             for r in records if "error" not in r
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -292,7 +292,7 @@ def cmd_scan(args) -> int:
     settings, labels, run = _validated(args)
     videos, problems = find_videos(args.inputs)
     for problem in problems:
-        print(f"warning: {problem}", file=sys.stderr)
+        _say(f"warning: {problem}")
     if not videos:
         raise InvalidInputError(f"no videos found in {', '.join(args.inputs)}")
     try:
@@ -302,7 +302,7 @@ def cmd_scan(args) -> int:
     with results:
         todo = [v for v in videos if v not in results.done]
         if not todo:
-            print(f"nothing to do: all {len(videos)} videos are already in {args.output}", file=sys.stderr)
+            _say(f"nothing to do: all {len(videos)} videos are already in {args.output}")
             return EXIT_OK
         classifier = _classifier(settings, run)
         ok = failed = 0
@@ -320,10 +320,9 @@ def cmd_scan(args) -> int:
                 bar.set_postfix_str(f"{footage:.0f} s of footage, {footage / max(time.monotonic() - started, 1e-9):.1f}x real time")
                 bar.update()
     skipped = len(videos) - len(todo)
-    print(
+    _say(
         f"scanned {len(todo)} videos ({footage:.1f} s of footage): {ok} ok, {failed} failed"
-        + (f", {skipped} already done" if skipped else "") + f" -> {args.output}",
-        file=sys.stderr,
+        + (f", {skipped} already done" if skipped else "") + f" -> {args.output}"
     )
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -344,16 +343,36 @@ def cmd_report(args) -> int:
         return EXIT_FAILED
     atomic_write(args.output, html)
     if not args.quiet:
-        print(f"wrote {args.output}", file=sys.stderr)
+        _say(f"wrote {args.output}")
     return EXIT_OK
 
 
 COMMANDS = {"probe": cmd_probe, "classify": cmd_classify, "scan": cmd_scan, "report": cmd_report}
 
 
+def _say(message: str) -> None:
+    """One line for the person at the terminal, on stderr: names and reasons in it come from files
+    and users, so their control characters are shown escaped, never sent raw."""
+    from .output import printable
+
+    print(printable(message), file=sys.stderr)
+
+
+class _PrintableFormatter(logging.Formatter):
+    """Log messages escaped like `_say`'s (a traceback under --verbose stays as it is)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        from .output import printable
+
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 def _configure_logging(args) -> None:
     level = logging.INFO if getattr(args, "verbose", False) else logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PrintableFormatter("%(levelname)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if not getattr(args, "verbose", False) and args.command != "probe":
         from transformers.utils import logging as hf_logging
 
@@ -365,7 +384,11 @@ def main(argv: list[str] | None = None) -> int:
     # The encoder's idle OpenMP threads would otherwise spin on the cores the decode thread needs
     # (10-30 % of a run's CPU on 2 cores). Read when torch loads; a value the user set is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    closed = _reopen_closed_standard_streams()
     args = build_parser().parse_args(argv)
+    if 1 in closed and (args.command == "probe" or args.command == "classify" and not args.output):
+        _say("error: standard output is closed, so the results have nowhere to go; give -o FILE")
+        return EXIT_FAILED
     try:
         _configure_logging(args)
         return COMMANDS[args.command](args)
@@ -375,19 +398,39 @@ def main(argv: list[str] | None = None) -> int:
         if _raised_by_interrupt(exc):  # Ctrl-C inside an import or a library that wrapped it
             return _interrupted(args)
         if isinstance(exc, InvalidInputError):
-            print(f"error: {exc}", file=sys.stderr)
+            _say(f"error: {exc}")
             return EXIT_USAGE
         if isinstance(exc, ActionzsError):
-            print(f"error: {exc}", file=sys.stderr)
+            _say(f"error: {exc}")
             return EXIT_FAILED
         if isinstance(exc, BrokenPipeError):  # e.g. `actionzs classify ... | head`
             sys.stderr.close()
             return EXIT_OK
         if isinstance(exc, OSError):  # writing an output failed (disk full, permissions changed meanwhile, ...)
             where = f"{exc.filename}: " if exc.filename else ""
-            print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+            _say(f"error: {where}{exc.strerror or exc}")
             return EXIT_FAILED
         raise
+
+
+def _reopen_closed_standard_streams() -> set[int]:
+    """Open /dev/null on each of file descriptors 0-2 that the process was started without, and
+    return which they were. Otherwise the next file opened (the results file of a scan) would get
+    that number, and what is meant for the terminal (decoder output, caught on fd 2) would land
+    in it."""
+    closed = set()
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one, or a lower closed one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+            closed.add(fd)
+    if sys.stderr is None:  # Python found fd 2 closed at start: messages go nowhere, as the caller chose
+        sys.stderr = open(os.devnull, "w")
+    return closed
 
 
 def _raised_by_interrupt(exc: BaseException) -> bool:
@@ -408,7 +451,7 @@ def _interrupted(args) -> int:
     # imports do that) as unhandled, even once caught here, and would then end the process by
     # SIGINT instead of this exit status; every exec() of a string clears that note again.
     exec("None")
-    print("interrupted" + ("; run again with --resume to continue" if args.command == "scan" else ""), file=sys.stderr)
+    _say("interrupted" + ("; run again with --resume to continue" if args.command == "scan" else ""))
     return EXIT_INTERRUPTED
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 
 FORMATS = ("table", "json", "jsonl", "csv")
 CSV_COLUMNS = ("video", "kind", "start", "end", "label", "score", "similarity")
@@ -23,6 +24,35 @@ def hms(seconds: float) -> str:
     return f"{text}.{tenth}" if tenth else text
 
 
+#: Characters that could make a terminal do something (escape sequences, line breaks that forge
+#: lines of their own, text direction overrides) or that no terminal can print (lone surrogates of
+#: a file name that is not UTF-8).
+_UNPRINTABLE = frozenset({"Cc", "Cs"})
+_DIRECTION = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """`text` for a person's terminal: every control, direction and unprintable character written
+    as its escape (`\\x1b`, `\\n`, `\\u202e`, `\\udcff`), everything else as it is."""
+    return "".join(
+        c.encode("unicode_escape", "backslashreplace").decode("ascii") if unicodedata.category(c) in _UNPRINTABLE
+        or c in _DIRECTION else c
+        for c in text
+    )
+
+
+#: What a spreadsheet takes as the start of a formula (OWASP, "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """A text cell that a spreadsheet would run as a formula, prefixed with `'`; numbers and other
+    text as they are."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def json_line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
@@ -31,27 +61,36 @@ def table(records: list[dict]) -> str:
     """A readable view: per video its ranked labels, then its events with hh:mm:ss times."""
     out = []
     for record in records:
+        video = printable(record["video"])
         if "error" in record:
-            out.append(f"{record['video']}: ERROR {record['error']}")
+            out.append(f"{video}: ERROR {printable(record['error'])}")
             continue
-        out.append(f"{record['video']}  ({hms(record['duration'])}, {record['model']})")
+        out.append(f"{video}  ({hms(record['duration'])}, {printable(record['model'])})")
         out.append("    score  similarity  label")
-        out.extend(f"  {item['score']:7.4f}  {item['similarity']:+10.4f}  {item['label']}" for item in record["labels"])
+        out.extend(
+            f"  {item['score']:7.4f}  {item['similarity']:+10.4f}  {printable(item['label'])}" for item in record["labels"]
+        )
         if record.get("events") is not None:
             if record["events"]:
                 out.append("  events:")
                 for event in record["events"]:
-                    out.append(f"    {hms(event['start'])}-{hms(event['end'])}  {event['score']:.2f}  {event['label']}")
+                    out.append(f"    {hms(event['start'])}-{hms(event['end'])}  {event['score']:.2f}  {printable(event['label'])}")
             else:
                 out.append("  events: none above the threshold")
         out.append("")
     return "\n".join(out)
 
 
+class _SafeWriter(csv.DictWriter):
+    def writerow(self, row: dict):
+        return super().writerow({key: spreadsheet_safe(value) for key, value in row.items()})
+
+
 def csv_text(records: list[dict]) -> str:
-    """One row per (video, clip label), per (segment, label) and per event; errors as `kind=error`."""
+    """One row per (video, clip label), per (segment, label) and per event; errors as `kind=error`.
+    Text cells that a spreadsheet would run as formulas start with `'`."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer = _SafeWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for record in records:
         video = record["video"]
