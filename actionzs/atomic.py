@@ -30,7 +30,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         with open(path, mode, **text) as handle:
             yield handle
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # The temporary name starts with the target's (at most 64 bytes of it), so that a legal name of
+    # up to 255 bytes still leaves room for the random part.
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.fsdecode(os.fsencode(path.name)[:64])}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode, **text) as handle:
             yield handle

@@ -86,8 +86,13 @@ def _locate(model: str, name: str | None = None) -> tuple[str, bool]:
     if os.path.exists(model) or model.startswith((".", "/", "~")):
         raise ModelLoadError(f"model {name!r}: not a checkpoint directory")
     from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
 
-    if isinstance(try_to_load_from_cache(model, "config.json"), str):
+    try:
+        cached = try_to_load_from_cache(model, "config.json")
+    except HFValidationError:
+        raise ModelLoadError(f"model {name!r}: neither a checkpoint directory nor a hub id (owner/name)") from None
+    if isinstance(cached, str):
         return model, True
     if constants.HF_HUB_OFFLINE:
         raise ModelLoadError(f"model {name!r} is not in the local cache and HF_HUB_OFFLINE is set; " + _OFFLINE_HINT.format(model=name))
