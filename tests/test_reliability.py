@@ -544,3 +544,120 @@ def test_scan_of_200_files_killed_and_resumed_records_each_file_once(tmp_path, c
     assert {r["video"] for r in records if "error" not in r} == good
     assert {r["video"] for r in records if "error" in r} == bad
     assert all(len(r["segments"]) == 1 for r in records if "error" not in r)
+
+
+# -- names, labels and streams that could make the tool lie or lose data ----------------------------
+
+
+FORGED = "x\x1b[31m\nERROR forged"  # no colon: "name: description" would split it
+LABEL_ARGS = ["-l", "running", "-l", "jumping"]
+
+
+def test_control_characters_reach_the_terminal_escaped(capsys, tmp_path, clip_dir, good_clip):
+    """A label or file name with an escape sequence and a line break cannot colour the terminal or
+    forge an `error:` line of its own: each shows as its escape, in the table and on stderr."""
+    code, out, err = run_cli(capsys, "classify", good_clip, "--model", clip_dir, "-l", FORGED, "-l", "running", *FAST)
+    assert code == 0, err
+    assert "\x1b" not in out and "\nERROR forged" not in out and r"x\x1b[31m\nERROR forged" in out
+    missing = tmp_path / "cam\x1b]0;owned\x07\nerror: fake.mp4"
+    code, out, err = run_cli(capsys, "classify", missing, "--model", clip_dir, "-l", "running", *FAST)
+    assert code == 1
+    assert "\x1b" not in err and "\x07" not in err and err.count("\n") == 1 and r"\nerror: fake.mp4" in err
+    code, out, err = run_cli(capsys, "probe", missing)
+    assert code == 1 and "\x1b" not in out + err and err.count("\n") == 1
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_prefixed(capsys, clip_dir, good_clip):
+    code, out, _ = run_cli(capsys, "classify", good_clip, "--model", clip_dir, "--format", "csv", *FAST,
+                           "-l", "=HYPERLINK(A1)", "-l", "+1", "-l", "@SUM(A1)", "-l", "-2", "-l", "running")
+    assert code == 0
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(out)))
+    labels = {row["label"] for row in rows}
+    assert labels == {"'=HYPERLINK(A1)", "'+1", "'@SUM(A1)", "'-2", "running"}
+    assert any(float(row["similarity"]) < 0 for row in rows)  # numbers stay numbers, minus sign and all
+
+
+@pytest.mark.parametrize("labels", [["Running", "running "], ["a  dog", "A dog"], ["x: a person runs", "y: A person  runs"]])
+def test_labels_the_model_reads_alike_are_refused(clf, good_clip, labels):
+    with pytest.raises(InvalidInputError, match="duplicate candidate labels.*same text"):
+        clf(str(good_clip), candidate_labels=labels)
+
+
+@pytest.mark.parametrize("template", ["{:>10}", "{0.x}", "{0}", "{!r}", "a {} and {}", "a {", "no field"])
+def test_templates_with_more_than_one_plain_field_are_refused(clf, good_clip, template, capsys, clip_dir):
+    with pytest.raises(InvalidInputError, match="exactly one"):
+        clf(str(good_clip), candidate_labels=LABELS, hypothesis_template=template)
+    code, _, err = run_cli(capsys, "classify", good_clip, "--model", clip_dir, "-l", "a", "-l", "b", "--template", template)
+    assert code == 2 and "exactly one" in err and "Traceback" not in err
+
+
+def test_a_template_with_escaped_braces_is_a_template(clf, good_clip):
+    braces = clf(str(good_clip), candidate_labels=LABELS, hypothesis_template="{{}} {}")
+    assert [r["label"] for r in braces] and clf.texts.encoded > 0
+    assert "{} running" in clf.texts._cache
+
+
+@pytest.mark.parametrize("device, words", [("banana", "not a device name"), ("cuda", "no CUDA device"),
+                                           ("cuda:99", "CUDA device"), ("hpu", "not supported")])
+def test_a_device_this_machine_lacks_is_a_clear_error(capsys, clip_dir, good_clip, device, words):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    code, _, err = run_cli(capsys, "classify", good_clip, "--model", clip_dir, "-l", "a", "-l", "b", "--device", device)
+    assert code == 2 and words in err and "Traceback" not in err
+
+
+def test_a_hub_id_with_too_many_slashes_is_a_clear_error(capsys, good_clip):
+    code, _, err = run_cli(capsys, "classify", good_clip, "--model", "a/b/c/d", "-l", "a", "-l", "b")
+    assert code == 1 and "neither a checkpoint directory nor a hub id" in err and "Traceback" not in err
+
+
+def test_a_legal_250_byte_output_name_is_written(capsys, tmp_path, clip_dir, good_clip):
+    output = tmp_path / ("r" * 245 + ".json")
+    code, _, err = run_cli(capsys, "classify", good_clip, "--model", clip_dir, "-l", "a", "-l", "b", "--format", "json",
+                           "-o", output, *FAST)
+    assert code == 0, err
+    assert json.loads(output.read_text())[0]["video"] == str(good_clip)
+
+
+#: Runs the CLI with the given standard file descriptors closed, as `actionzs ... >&- 2>&-` does;
+#: argv[1] names them, argv[2] is where the exit status is written, the rest is the command line.
+CLOSED_STREAMS = """
+import os, sys
+for fd in map(int, sys.argv[1].split(",")):
+    os.close(fd)
+from actionzs.cli import main
+code = main(sys.argv[3:])
+os.write(os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644), str(code).encode())
+"""
+
+
+def test_a_scan_with_stdout_and_stderr_closed_keeps_every_record(tmp_path, clip_dir, six_clips):
+    out_file = tmp_path / "out.jsonl"
+    import subprocess
+
+    from helpers_cli import subprocess_env
+
+    status = tmp_path / "status"
+    subprocess.run([sys.executable, "-c", CLOSED_STREAMS, "1,2", str(status), "scan", str(six_clips), "-o", str(out_file),
+                    "--model", str(clip_dir), *LABEL_ARGS, *FAST], env=subprocess_env(), timeout=300, stdin=subprocess.DEVNULL)
+    assert status.read_text() == "0"
+    assert len(read_jsonl(out_file)) == len(list(six_clips.glob("*.mp4")))
+
+
+@pytest.mark.parametrize("command", ["probe", "classify"])
+def test_results_for_a_closed_stdout_are_a_failure_not_a_silent_success(tmp_path, clip_dir, good_clip, command):
+    import subprocess
+
+    from helpers_cli import subprocess_env
+
+    status = tmp_path / "status"
+    argv = ["probe", str(good_clip)] if command == "probe" else ["classify", str(good_clip), "--model", str(clip_dir), *LABEL_ARGS]
+    run = subprocess.run([sys.executable, "-c", CLOSED_STREAMS, "1", str(status), *argv], env=subprocess_env(),
+                         timeout=300, stderr=subprocess.PIPE, text=True)
+    assert status.read_text() == "1"
+    assert "standard output is closed" in run.stderr
