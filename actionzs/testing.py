@@ -80,7 +80,7 @@ def write_clip(
     path: str | os.PathLike,
     num_frames: int,
     *,
-    fps: float = 25.0,
+    average_fps: float = 25.0,
     width: int = 160,
     height: int = 120,
     codec: str = "h264",
@@ -91,7 +91,7 @@ def write_clip(
     """Encode a synthetic clip; frame i shows index i and scene `scenes(i)` (or `scenes[i]`).
 
     `frame_times` (seconds, increasing) gives each frame its own presentation time, which makes a
-    variable-frame-rate file; without it frames are spaced 1/fps apart. `codec` is one of
+    variable-frame-rate file; without it frames are spaced 1/average_fps apart. `codec` is one of
     "h264" (B-frames on), "mpeg4" or "mjpeg".
     """
     import av
@@ -100,7 +100,7 @@ def write_clip(
     path = Path(path)
     if path.suffix == "":
         path = path.with_suffix(suffix)
-    rate = Fraction(fps).limit_denominator(1001)
+    rate = Fraction(average_fps).limit_denominator(1001)
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec_name, rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt

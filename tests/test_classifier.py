@@ -115,9 +115,9 @@ def make(options: RunOptions | None = None, **kw) -> ZeroShotVideoClassifier:
 def clips(tmp_path_factory):
     folder = tmp_path_factory.mktemp("classifier-clips")
     return {
-        "scenes": str(write_clip(folder / "scenes.mp4", 120, fps=10, scenes=scene_of_frame)),
-        "red": str(write_clip(folder / "red.mp4", 30, fps=10, scenes=lambda i: 0)),
-        "blue": str(write_clip(folder / "blue.mp4", 50, fps=10, scenes=lambda i: 2 if i < 30 else 3)),
+        "scenes": str(write_clip(folder / "scenes.mp4", 120, average_fps=10, scenes=scene_of_frame)),
+        "red": str(write_clip(folder / "red.mp4", 30, average_fps=10, scenes=lambda i: 0)),
+        "blue": str(write_clip(folder / "blue.mp4", 50, average_fps=10, scenes=lambda i: 2 if i < 30 else 3)),
     }
 
 

@@ -55,8 +55,8 @@ def media(tmp_path_factory) -> dict[str, Path]:
     corrupt = folder / "corrupt.mp4"
     corrupt.write_bytes(rng.bytes(4096))
     return {
-        "a": write_clip(folder / "a.mp4", 30, fps=10, width=64, height=48, scenes=lambda i: i // 10),
-        "b": write_clip(folder / "b.avi", 20, fps=10, width=64, height=48, codec="mjpeg", scenes=lambda i: 3),
+        "a": write_clip(folder / "a.mp4", 30, average_fps=10, width=64, height=48, scenes=lambda i: i // 10),
+        "b": write_clip(folder / "b.avi", 20, average_fps=10, width=64, height=48, codec="mjpeg", scenes=lambda i: 3),
         "corrupt": corrupt,
     }
 
@@ -546,7 +546,7 @@ def twelve_clips(tmp_path_factory) -> Path:
     """Twelve 5-second clips: slow enough at --fps 6 --segments to stop a scan part-way."""
     folder = tmp_path_factory.mktemp("twelve")
     for i in range(12):
-        write_clip(folder / f"clip{i:02d}.mp4", 50, fps=10, width=160, height=120, scenes=lambda j, i=i: (i + j // 20) % 6)
+        write_clip(folder / f"clip{i:02d}.mp4", 50, average_fps=10, width=160, height=120, scenes=lambda j, i=i: (i + j // 20) % 6)
     return folder
 
 

@@ -29,7 +29,7 @@ def _embed_elsewhere(payload: bytes) -> dict:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    return str(write_clip(tmp_path_factory.mktemp("embed") / "a.mp4", 60, fps=10, scenes=lambda i: i // 20))
+    return str(write_clip(tmp_path_factory.mktemp("embed") / "a.mp4", 60, average_fps=10, scenes=lambda i: i // 20))
 
 
 @pytest.mark.slow

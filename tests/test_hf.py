@@ -23,7 +23,7 @@ def task(clip_dir):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    return str(write_clip(tmp_path_factory.mktemp("hf") / "a.mp4", 50, fps=10, scenes=lambda i: i // 25))
+    return str(write_clip(tmp_path_factory.mktemp("hf") / "a.mp4", 50, average_fps=10, scenes=lambda i: i // 25))
 
 
 @pytest.mark.parametrize("options", [{}, {"segments": True, "fps": 2, "window": 2, "stride": 1, "top_k": 2}])

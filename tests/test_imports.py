@@ -58,7 +58,7 @@ sys.exit(code)
 
 
 def test_probe_runs_where_torch_cannot_be_imported(tmp_path):
-    clip = write_clip(tmp_path / "a.mp4", 30, fps=10)
+    clip = write_clip(tmp_path / "a.mp4", 30, average_fps=10)
     run = subprocess.run([sys.executable, "-c", PROBE_WITHOUT_TORCH, str(clip)], capture_output=True, text=True,
                          env=subprocess_env(), timeout=120)
     assert run.returncode == 0, run.stderr

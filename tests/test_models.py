@@ -80,7 +80,7 @@ def test_a_model_is_known_by_its_content_not_the_string_typed(tmp_path, clip_dir
     one, two = load_encoder(str(one_dir), dtype="float32"), load_encoder(str(two_dir), dtype="float32")
     assert one.fingerprint != two.fingerprint
 
-    video = str(write_clip(tmp_path / "v.mp4", 20, fps=10))
+    video = str(write_clip(tmp_path / "v.mp4", 20, average_fps=10))
     stored = actionzs.ZeroShotVideoClassifier(one).embed(video)
     assert stored.fingerprint == one.fingerprint
     stored.save(tmp_path / "v.npz")

@@ -30,14 +30,14 @@ TOL = 1e-4
 @pytest.fixture(scope="module")
 def wide_clip(tmp_path_factory) -> Path:
     """298x224: CLIP/X-CLIP resize the shortest side to 224, so no resize happens anywhere."""
-    return write_clip(tmp_path_factory.mktemp("parity") / "wide.mp4", 40, fps=10, width=298, height=224,
+    return write_clip(tmp_path_factory.mktemp("parity") / "wide.mp4", 40, average_fps=10, width=298, height=224,
                       scenes=lambda i: i // 10)
 
 
 @pytest.fixture(scope="module")
 def square_clip(tmp_path_factory) -> Path:
     """224x224: SigLIP resizes to exactly 224x224 (aspect not kept), so no resize happens anywhere."""
-    return write_clip(tmp_path_factory.mktemp("parity") / "square.mp4", 40, fps=10, width=224, height=224,
+    return write_clip(tmp_path_factory.mktemp("parity") / "square.mp4", 40, average_fps=10, width=224, height=224,
                       scenes=lambda i: i // 10)
 
 

@@ -91,7 +91,7 @@ OK = [c for c in CASES if c.expect == "ok"]
 
 def _build(folder: Path) -> None:
     rng = np.random.default_rng(1)
-    small = dict(fps=10, width=64, height=48)
+    small = dict(average_fps=10, width=64, height=48)
     (folder / "zero.mp4").write_bytes(b"")
     for suffix in ("mp4", "avi", "mkv"):
         (folder / f"random.{suffix}").write_bytes(rng.bytes(20_000))
@@ -115,11 +115,11 @@ def _build(folder: Path) -> None:
     assert avi_claiming_frames(mjpeg, folder / "header claims 60.avi", 60) == 20
     write_clip(folder / "one frame.mp4", 1, **small)
     write_clip(folder / "half second.mp4", 5, **small)
-    write_clip(folder / "uhd.mp4", 2, fps=10, width=3840, height=2160)
-    write_clip(folder / "tiny.mp4", 10, fps=10, width=16, height=16)
-    write_clip(folder / "portrait.mp4", 10, fps=10, width=120, height=160)
-    write_clip(folder / "odd mjpeg.avi", 10, fps=10, width=161, height=121, codec="mjpeg")
-    write_clip(folder / "odd mpeg4.avi", 10, fps=10, width=161, height=121, codec="mpeg4")
+    write_clip(folder / "uhd.mp4", 2, average_fps=10, width=3840, height=2160)
+    write_clip(folder / "tiny.mp4", 10, average_fps=10, width=16, height=16)
+    write_clip(folder / "portrait.mp4", 10, average_fps=10, width=120, height=160)
+    write_clip(folder / "odd mjpeg.avi", 10, average_fps=10, width=161, height=121, codec="mjpeg")
+    write_clip(folder / "odd mpeg4.avi", 10, average_fps=10, width=161, height=121, codec="mpeg4")
     write_clip(folder / "vfr.mp4", len(VFR_TIMES), frame_times=VFR_TIMES, **small)
     write_h264(folder / "rotated.mp4", 20, width=64, height=48, rotation=90)
     write_clip(folder / LONG_NAME, 20, **small)
@@ -143,7 +143,7 @@ def clf(clip_dir):
 
 @pytest.fixture(scope="module")
 def good_clip(tmp_path_factory) -> Path:
-    return write_clip(tmp_path_factory.mktemp("good") / "good.mp4", 30, fps=10, width=64, height=48,
+    return write_clip(tmp_path_factory.mktemp("good") / "good.mp4", 30, average_fps=10, width=64, height=48,
                       scenes=lambda i: i // 10)
 
 
@@ -313,7 +313,7 @@ def test_short_and_one_frame_videos_give_one_window(clf, hostile):
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="running as root: a file without read permission is still readable")
 def test_unreadable_file(tmp_path, clf, capsys, clip_dir):
-    path = write_clip(tmp_path / "locked.mp4", 5, fps=10, width=64, height=48)
+    path = write_clip(tmp_path / "locked.mp4", 5, average_fps=10, width=64, height=48)
     path.chmod(0)
     with pytest.raises(VideoDecodeError, match="permission denied"):
         clf(str(path), candidate_labels=LABELS)
@@ -461,7 +461,7 @@ def test_checkpoint_asking_for_remote_code_never_runs_it(tmp_path, clip_dir, mod
 def six_clips(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("six")
     for i in range(6):
-        write_clip(folder / f"clip{i}.mp4", 30, fps=10, width=64, height=48, scenes=lambda j, i=i: (i + j // 10) % 6)
+        write_clip(folder / f"clip{i}.mp4", 30, average_fps=10, width=64, height=48, scenes=lambda j, i=i: (i + j // 10) % 6)
     return folder
 
 
@@ -504,7 +504,7 @@ def test_scan_of_200_files_killed_and_resumed_records_each_file_once(tmp_path, c
 
     folder = tmp_path / "library"
     folder.mkdir()
-    seeds = [write_clip(tmp_path / f"seed{i}.mp4", 20, fps=10, width=64, height=48, scenes=lambda j, i=i: i) for i in range(3)]
+    seeds = [write_clip(tmp_path / f"seed{i}.mp4", 20, average_fps=10, width=64, height=48, scenes=lambda j, i=i: i) for i in range(3)]
     good, bad = set(), set()
     rng = np.random.default_rng(0)
     for n in range(200):

@@ -248,7 +248,7 @@ def test_a_hanging_decoder_does_not_hang_the_classifier(monkeypatch, tmp_path):
         def embed_texts(self, texts):
             return torch.nn.functional.normalize(torch.ones(len(texts), 4), dim=-1)
 
-    clip = write_clip(tmp_path / "a.mp4", 20, fps=10, width=64, height=48)
+    clip = write_clip(tmp_path / "a.mp4", 20, average_fps=10, width=64, height=48)
     release = threading.Event()
     def hanging(self, *args, **kwargs):  # a generator, like the real one: it hangs once read
         release.wait(30)

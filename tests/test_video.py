@@ -50,7 +50,7 @@ def clip_paths(tmp_path_factory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("clips")
     suffix = {"h264": ".mp4", "mpeg4": ".avi", "mjpeg": ".avi"}
     return {
-        name: write_clip(folder / f"{name}{suffix[kwargs['codec']]}", count, fps=FPS, width=WIDTH, height=HEIGHT, **kwargs)
+        name: write_clip(folder / f"{name}{suffix[kwargs['codec']]}", count, average_fps=FPS, width=WIDTH, height=HEIGHT, **kwargs)
         for name, (kwargs, count) in CLIPS.items()
     }
 
@@ -224,7 +224,7 @@ def _rss_mb() -> float:
 def test_a_resting_decord_reader_does_not_decode_ahead_into_memory(tmp_path):
     """decord goes on decoding frames nobody asked for while it is idle; `rest` stops that."""
     pytest.importorskip("decord")
-    path = write_clip(tmp_path / "long.mp4", 1500, fps=25, width=320, height=240, gop=250)
+    path = write_clip(tmp_path / "long.mp4", 1500, average_fps=25, width=320, height=240, gop=250)
 
     def growth_while_idle(rest: bool) -> float:
         video = open_video(path, "decord")
