@@ -661,3 +661,67 @@ def test_results_for_a_closed_stdout_are_a_failure_not_a_silent_success(tmp_path
                          timeout=300, stderr=subprocess.PIPE, text=True)
     assert status.read_text() == "1"
     assert "standard output is closed" in run.stderr
+
+
+def test_a_second_scan_into_the_same_results_file_fails_cleanly(capsys, tmp_path, clip_dir, six_clips):
+    """While one scan holds the results file, another into it exits 2 and leaves it alone."""
+    import fcntl
+
+    out_file = tmp_path / "out.jsonl"
+    with open(out_file, "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        for resume in ((), ("--resume",)):
+            code, _, err = run_cli(capsys, "scan", six_clips, "-o", out_file, "--model", clip_dir, *LABEL_ARGS, *FAST, *resume)
+            assert code == 2 and "another scan is writing" in err and "Traceback" not in err
+    assert out_file.read_text() == ""
+    code, _, err = run_cli(capsys, "scan", six_clips, "-o", out_file, "--model", clip_dir, *LABEL_ARGS, *FAST)
+    assert code == 0, err  # once the other has let go
+
+
+@pytest.mark.parametrize("content", [b'[\n  {"video": "a.mp4", "labels": []}\n]\n', b"\x00\x00\x00\x18ftypmp42", b"notes\n"])
+def test_resume_refuses_a_file_that_is_not_a_scans_results(capsys, tmp_path, clip_dir, six_clips, content):
+    out_file = tmp_path / "precious"
+    out_file.write_bytes(content)
+    code, _, err = run_cli(capsys, "scan", six_clips, "-o", out_file, "--model", clip_dir, *LABEL_ARGS, *FAST, "--resume")
+    assert code == 2 and "not a scan's results" in err and "Traceback" not in err
+    assert out_file.read_bytes() == content
+
+
+#: A scan whose output may grow to argv[1] bytes only (as a full disk would stop it); SIGXFSZ is
+#: ignored, so the kernel answers a write past the limit as a short write, then EFBIG.
+SMALL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from actionzs.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_a_full_disk_leaves_only_whole_records_and_names_the_file(tmp_path, clip_dir, six_clips):
+    import subprocess
+
+    from helpers_cli import subprocess_env
+
+    out_file = tmp_path / "out.jsonl"
+    run = subprocess.run([sys.executable, "-c", SMALL_DISK, "1500", "scan", str(six_clips), "-o", str(out_file),
+                          "--model", str(clip_dir), *LABEL_ARGS, *FAST], env=subprocess_env(), timeout=300,
+                         capture_output=True, text=True)
+    assert run.returncode == 1 and str(out_file) in run.stderr and "Traceback" not in run.stderr, run.stderr
+    text = out_file.read_text()
+    assert 0 < len(text) <= 1500 and text.endswith("\n")
+    records = [json.loads(line) for line in text.splitlines()]  # every line whole
+    assert 0 < len(records) < 6
+
+
+def test_a_folder_with_a_link_loop_lists_each_video_once(tmp_path):
+    from actionzs.scan import find_videos
+
+    root = tmp_path / "cams"
+    (root / "day").mkdir(parents=True)
+    clip = write_clip(root / "day" / "a.mp4", 5, average_fps=10, width=32, height=32)
+    (root / "day" / "back").symlink_to(root, target_is_directory=True)  # a loop
+    (root / "alias").symlink_to(root / "day", target_is_directory=True)  # the same folder twice
+    videos, problems = find_videos([str(root), str(clip), str(root / "**" / "*.mp4")])
+    assert videos == [str(clip)] and problems == []
