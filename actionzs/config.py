@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .errors import InvalidInputError
+from .textfile import read_text_file
 from .schema import API_STAGES, NOUNS, OPTIONS, Option
 
 #: Where shipped presets live: inside the installed package, or at the top of a source checkout.
@@ -35,15 +36,20 @@ def presets() -> list[str]:
     return sorted(p.stem for p in preset_dir().glob("*.yaml") if p.stem not in _REFERENCES)
 
 
+#: The largest config file read, and the deepest nesting of mappings and lists in one.
+CONFIG_BYTES = 2**20
+CONFIG_DEPTH = 16
+
+
 def _read(path: Path) -> dict:
     import yaml
 
+    text = read_text_file(path, "config", CONFIG_BYTES)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read config ({exc.strerror or exc})") from None
+        _check_shape(path, yaml.parse(text, Loader=yaml.SafeLoader))
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path}: not valid YAML ({exc})") from None
+        raise InvalidInputError(f"{path}: not valid YAML ({str(exc)[:500]})") from None
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path}: a config must be a mapping of keys to values")
     events = data.get("events")
@@ -63,6 +69,23 @@ def _read(path: Path) -> dict:
     if data.get("labels_file"):  # relative to the config file that names it
         data["labels_file"] = str((path.parent / data["labels_file"]).resolve())
     return data
+
+
+def _check_shape(path: Path, events) -> None:
+    """Refuse what no config needs and what makes YAML expensive: aliases (a few lines of them
+    expand to millions of nodes) and nesting deeper than `CONFIG_DEPTH`."""
+    import yaml
+
+    depth = 0
+    for event in events:
+        if isinstance(event, yaml.AliasEvent):
+            raise InvalidInputError(f"{path}: YAML aliases (*name) are not allowed in a config; write the values out")
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            depth += 1
+            if depth > CONFIG_DEPTH:
+                raise InvalidInputError(f"{path}: nested more than {CONFIG_DEPTH} levels deep; a config is a flat mapping")
+        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            depth -= 1
 
 
 def load_config(config: str | Path | None = None) -> dict:

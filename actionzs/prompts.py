@@ -16,9 +16,12 @@ import numpy as np
 import torch
 
 from .errors import InvalidInputError
+from .textfile import read_text_file
 
 #: Text-encoder calls are made in batches of this many texts (thousands of labels stay bounded).
 TEXT_BATCH = 256
+#: The largest labels file read (tens of thousands of labels).
+LABELS_FILE_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -87,14 +90,7 @@ def _as_read(label: Label) -> str:
 def read_labels_file(path: str | Path) -> list[Label]:
     """One label per line, optionally "label: description"; lines starting with `#`, blank lines and a
     UTF-8 byte-order mark are ignored."""
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise InvalidInputError(f"{path}: cannot read labels file ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path}: labels file is not UTF-8 (bad byte at offset {exc.start})") from None
+    text = read_text_file(path, "labels file", LABELS_FILE_BYTES)
     lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line and not line.startswith("#")]
     if not lines:

@@ -725,3 +725,46 @@ def test_a_folder_with_a_link_loop_lists_each_video_once(tmp_path):
     (root / "alias").symlink_to(root / "day", target_is_directory=True)  # the same folder twice
     videos, problems = find_videos([str(root), str(clip), str(root / "**" / "*.mp4")])
     assert videos == [str(clip)] and problems == []
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+)
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    path = tmp_path / "pipe"
+    os.mkfifo(path)
+    return path
+
+
+@pytest.mark.parametrize("flag", ["--labels-file", "--config"])
+@pytest.mark.parametrize("source", ["/dev/zero", "fifo", "huge", "folder", "latin-1"])
+def test_labels_and_configs_are_read_only_from_small_regular_files(capsys, tmp_path, clip_dir, good_clip, fifo, flag, source):
+    """/dev/zero would be read until memory is gone, a FIFO would block forever: each is a clear
+    error naming the file, at once, before the model loads."""
+    path = {"/dev/zero": Path("/dev/zero"), "fifo": fifo, "huge": tmp_path / "huge.txt", "folder": tmp_path,
+            "latin-1": tmp_path / "latin.txt"}[source]
+    if source == "huge":
+        path.write_bytes(b"running\n" * (1 << 20))  # 8 MiB
+    if source == "latin-1":
+        path.write_bytes(b"caf\xe9: running\n")
+    labels = [] if flag == "--labels-file" else ["-l", "running", "-l", "jumping"]
+    code, _, err = run_cli(capsys, "classify", good_clip, "--model", tmp_path / "no-model-needed", flag, path, *labels)
+    assert code == 2 and str(path) in err and "Traceback" not in err
+    assert {"/dev/zero": "not a regular file", "fifo": "not a regular file", "folder": "not a regular file",
+            "huge": "larger than", "latin-1": "not UTF-8"}[source] in err
+
+
+@pytest.mark.parametrize("text, words", [(BILLION_LAUGHS, "aliases"), ("fps: " + "[" * 100_000 + "]" * 100_000, "nested"),
+                                         ("top_k: &k 3\nfps: *k\n", "aliases")])
+def test_configs_with_aliases_or_deep_nesting_are_refused_at_once(tmp_path, text, words):
+    import time
+
+    path = tmp_path / "evil.yaml"
+    path.write_text(text)
+    started = time.monotonic()
+    with pytest.raises(InvalidInputError, match=words) as info:
+        actionzs.load_config(path)
+    assert time.monotonic() - started < 2 and len(str(info.value)) < 300 and str(path) in str(info.value)
