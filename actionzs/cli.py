@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import os
 import sys
@@ -242,7 +241,7 @@ def _record(video: str, outcome, embeddings_dir: str | None = None) -> dict:
 # -- commands ------------------------------------------------------------------------------------
 
 def cmd_probe(args) -> int:
-    from .output import hms, printable
+    from .output import hms, printable, render
     from .stream import DECODE_TIMEOUT, bounded_call
     from .video import open_video
 
@@ -255,7 +254,7 @@ def cmd_probe(args) -> int:
             records.append(_failure(path, exc))
             failed += 1
     if args.json:
-        print(json.dumps(records, indent=2, ensure_ascii=False))
+        sys.stdout.write(render(records, "json"))
     else:
         rows = [("video", "backend", "frames", "fps", "duration", "size")]
         rows += [

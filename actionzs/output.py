@@ -53,8 +53,15 @@ def spreadsheet_safe(value):
     return value
 
 
+def _encodable(text: str) -> str:
+    """`text` with each lone surrogate (from a file name that is not UTF-8) written as its escape
+    `\\udcXX`, so that it can be written as UTF-8; inside JSON strings that escape is the JSON
+    spelling of the same character, so the record still names the file exactly."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def json_line(record: dict) -> str:
-    return json.dumps(record, ensure_ascii=False) + "\n"
+    return _encodable(json.dumps(record, ensure_ascii=False)) + "\n"
 
 
 def table(records: list[dict]) -> str:
@@ -108,12 +115,13 @@ def csv_text(records: list[dict]) -> str:
 
 
 def render(records: list[dict], fmt: str) -> str:
+    """`records` in format `fmt`, as text that encodes as UTF-8 whatever the file names hold."""
     if fmt == "table":
         return table(records)
     if fmt == "json":
-        return json.dumps(records, indent=2, ensure_ascii=False) + "\n"
+        return _encodable(json.dumps(records, indent=2, ensure_ascii=False)) + "\n"
     if fmt == "jsonl":
         return "".join(json_line(r) for r in records)
     if fmt == "csv":
-        return csv_text(records)
+        return _encodable(csv_text(records))
     raise ValueError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")

@@ -768,3 +768,23 @@ def test_configs_with_aliases_or_deep_nesting_are_refused_at_once(tmp_path, text
     with pytest.raises(InvalidInputError, match=words) as info:
         actionzs.load_config(path)
     assert time.monotonic() - started < 2 and len(str(info.value)) < 300 and str(path) in str(info.value)
+
+
+def test_a_file_name_that_is_not_utf8_fails_alone_and_is_reported_exactly(capsys, tmp_path, clip_dir, good_clip):
+    """OpenCV would crash the whole process on such a name: it is an error record, the scan goes
+    on, and every output names the file exactly (JSON escapes) or escaped (the terminal)."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    shutil.copy(good_clip, folder / "good.mp4")
+    bad = os.fsdecode(os.fsencode(str(folder)) + b"/caf\xe9.mp4")
+    shutil.copy(good_clip, os.fsencode(bad))
+    out_file = tmp_path / "out.jsonl"
+    code, _, err = run_cli(capsys, "scan", folder, "-o", out_file, "--model", clip_dir, *LABEL_ARGS, *FAST, "--backend", "opencv")
+    assert code == 1 and "not valid UTF-8" in err and r"caf\udce9.mp4" in err and "Traceback" not in err
+    records = by_video(read_jsonl(out_file))
+    assert set(records) == {str(folder / "good.mp4"), bad} and "labels" in records[str(folder / "good.mp4")]
+    for fmt in ("json", "csv", "table"):
+        code, out, err = run_cli(capsys, "classify", bad, "--model", clip_dir, *LABEL_ARGS, *FAST, "--format", fmt)
+        assert code == 1 and "Traceback" not in err
+    code, out, _ = run_cli(capsys, "probe", "--json", bad)
+    assert code == 1 and json.loads(out)[0]["video"] == bad

@@ -54,6 +54,10 @@ __all__ = [
 
 def _check_path(path: str) -> None:
     try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # OpenCV crashes the process on such a name, decord refuses it
+        raise VideoDecodeError(path, "the file name is not valid UTF-8, which the decoders cannot open; rename the file") from None
+    try:
         info = os.stat(path)
     except FileNotFoundError:
         reason = "broken symbolic link" if os.path.islink(path) else "no such file"
