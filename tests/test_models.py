@@ -88,3 +88,47 @@ def test_a_model_is_known_by_its_content_not_the_string_typed(tmp_path, clip_dir
     assert actionzs.ZeroShotVideoClassifier(copied)(loaded, candidate_labels=["a", "b"])  # same content: accepted
     with pytest.raises(InvalidInputError, match=r"embeddings are from .*one/DIR.* not .*two/DIR"):
         actionzs.ZeroShotVideoClassifier(two)(loaded, candidate_labels=["a", "b"])
+
+
+def _crafted(clip_dir, folder, change):
+    """A copy of the tiny checkpoint whose weights file `change` rewrites (a dict of tensors in, out)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(clip_dir, folder)
+    weights = folder / "model.safetensors"
+    save_file(change(load_file(weights)), weights, metadata={"format": "pt"})
+    return folder
+
+
+def _nan_in_one(tensors):
+    import torch
+
+    name = next(k for k in sorted(tensors) if k.startswith("vision_model.") and tensors[k].is_floating_point())
+    return {**tensors, name: torch.full_like(tensors[name], float("nan"))}
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda t: {}, "has no weights for"),
+    (lambda t: {k: v for k, v in t.items() if not k.startswith("vision_model.")}, "vision_model."),
+    (lambda t: {"renamed." + k: v for k, v in t.items()}, "has no weights for"),
+    (_nan_in_one, "non-finite weights"),
+], ids=["no tensors", "no vision tower", "renamed keys", "NaN weights"])
+def test_weights_that_are_not_the_model_are_a_load_error(tmp_path, clip_dir, change, words):
+    folder = _crafted(clip_dir, tmp_path / "bad", change)
+    with pytest.raises(ModelLoadError, match=words) as info:
+        load_encoder(str(folder), dtype="float32")
+    assert str(folder) in str(info.value)
+
+
+def test_a_checkpoint_without_its_tokenizer_is_a_load_error(tmp_path, clip_dir):
+    import shutil
+
+    folder = tmp_path / "no-tokenizer"
+    shutil.copytree(clip_dir, folder)
+    for name in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    with pytest.raises(ModelLoadError, match="tokenizer reads different texts alike") as info:
+        load_encoder(str(folder), dtype="float32")
+    assert str(folder) in str(info.value)

@@ -40,12 +40,16 @@ class CheckpointEncoder:
         dtype = resolve_dtype(ref.dtype, device)
         options = {"local_files_only": local_files_only, "trust_remote_code": False}
         try:
-            weights = AutoModel.from_pretrained(source, dtype=dtype, use_safetensors=True, **options)
+            weights, loading = AutoModel.from_pretrained(
+                source, dtype=dtype, use_safetensors=True, output_loading_info=True, **options
+            )
             processor = AutoProcessor.from_pretrained(source, **options)
         except Exception as exc:
             raise ModelLoadError(f"model {ref.name!r} could not be loaded: {exc}") from exc
         if not cls.accepts(weights):
             raise ModelLoadError(f"model {ref.name!r} ({weights.config.model_type}) has no image and text features to compare")
+        _check_weights(ref.name, weights, loading)
+        _check_tokenizer(ref.name, processor.tokenizer)
         weights.eval().to(device)
         log.info("loaded %s on %s in %s", ref.name, device, dtype)
         folder = checkpoint_folder(source)
@@ -72,3 +76,35 @@ class CheckpointEncoder:
                 "cannot load it again; load it with actionzs.load_encoder (or pass a ModelRef)"
             )
         return self.ref.loaded, ()
+
+
+def _keys(keys) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+
+
+def _check_weights(name: str, model, loading: dict) -> None:
+    """A checkpoint whose weights do not fill the model (missing or renamed keys, other shapes)
+    would run with random weights and score as if nothing were wrong; non-finite weights give NaN
+    scores. Both are load errors naming the keys. Weights the model does not use are only logged."""
+    for kind, what in (("missing_keys", "has no weights for"), ("mismatched_keys", "has weights of another shape for")):
+        keys = [k if isinstance(k, str) else k[0] for k in loading.get(kind) or ()]
+        if keys:
+            raise ModelLoadError(f"model {name!r}: the checkpoint {what} {len(keys)} of the model's tensors ({_keys(keys)})")
+    if loading.get("unexpected_keys"):
+        log.warning("model %r: the checkpoint holds weights the model does not use (%s)", name, _keys(loading["unexpected_keys"]))
+    with torch.no_grad():
+        bad = [key for key, tensor in model.state_dict().items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise ModelLoadError(f"model {name!r}: non-finite weights (NaN or infinity) in {_keys(bad)}")
+
+
+def _check_tokenizer(name: str, tokenizer) -> None:
+    """A folder without tokenizer files gets an empty tokenizer that reads every text as unknown
+    tokens, so every label would tie: refuse one that cannot tell two words apart."""
+    ids = tokenizer(["a cat", "a dog"])["input_ids"]
+    if ids[0] == ids[1]:
+        raise ModelLoadError(
+            f"model {name!r}: its tokenizer reads different texts alike ({len(tokenizer)} tokens known); "
+            "are the tokenizer files missing from the checkpoint?"
+        )
