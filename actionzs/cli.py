@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import ActionzsError, InvalidInputError
+from .output import printable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -241,7 +242,7 @@ def _record(video: str, outcome, embeddings_dir: str | None = None) -> dict:
 # -- commands ------------------------------------------------------------------------------------
 
 def cmd_probe(args) -> int:
-    from .output import hms, printable, render
+    from .output import hms, render
     from .stream import DECODE_TIMEOUT, bounded_call
     from .video import open_video
 
@@ -352,8 +353,6 @@ COMMANDS = {"probe": cmd_probe, "classify": cmd_classify, "scan": cmd_scan, "rep
 def _say(message: str) -> None:
     """One line for the person at the terminal, on stderr: names and reasons in it come from files
     and users, so their control characters are shown escaped, never sent raw."""
-    from .output import printable
-
     print(printable(message), file=sys.stderr)
 
 
@@ -361,8 +360,6 @@ class _PrintableFormatter(logging.Formatter):
     """Log messages escaped like `_say`'s (a traceback under --verbose stays as it is)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        from .output import printable
-
         record.message = printable(record.message)
         return super().formatMessage(record)
 
