@@ -208,7 +208,7 @@ class ZeroShotVideoClassifier:
         clip, windows = self.encoder.similarity(features, text)
         head = self.encoder.head
         found = dict(
-            video=embeddings.source, duration=embeddings.duration, model=self.model,
+            video=embeddings.source, duration=embeddings.duration, model=self.model, gaps=list(embeddings.gaps),
             labels=ranked(names, clip, head, run.top_k), label_names=names, top_k=run.top_k, embeddings=embeddings,
         )
         if features.spans is None:

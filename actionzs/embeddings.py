@@ -54,7 +54,8 @@ class FrameEmbeddings(StoredEmbeddings):
 
     `sampling` records how the frames were chosen (e.g. {"fps": 1.0}); `duration` is the video's;
     `model` names the model as the user did and `fingerprint` identifies its weights (see
-    `models.fingerprint`): only an encoder with that fingerprint scores these vectors.
+    `models.fingerprint`): only an encoder with that fingerprint scores these vectors. `gaps` are
+    the stretches of the video, [[start, end], ...] seconds, whose frames did not decode.
     """
 
     vectors: np.ndarray
@@ -65,10 +66,11 @@ class FrameEmbeddings(StoredEmbeddings):
     source: str
     sampling: dict = field(default_factory=dict)
     fingerprint: str | None = None
+    gaps: list = field(default_factory=list)
 
     kind = "frames"
     _arrays = ("vectors", "indices", "pts_seconds")
-    _meta = ("duration", "model", "source", "sampling", "fingerprint")
+    _meta = ("duration", "model", "source", "sampling", "fingerprint", "gaps")
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 2 or len(self.vectors) == 0:
@@ -94,8 +96,8 @@ class ClipEmbeddings(StoredEmbeddings):
     """Per-span clip features of a clip encoder (X-CLIP): one row per span [start, end) in seconds.
 
     `video` holds unit-length video embeddings [S, D]; `visual` the features the model conditions
-    its text on [S, P, D]; `indices` the frames each span was built from [S, T]; `model` and
-    `fingerprint` as for `FrameEmbeddings`.
+    its text on [S, P, D]; `indices` the frames each span was built from [S, T]; `model`,
+    `fingerprint` and `gaps` as for `FrameEmbeddings`.
     """
 
     spans: np.ndarray
@@ -106,10 +108,11 @@ class ClipEmbeddings(StoredEmbeddings):
     model: str
     source: str
     fingerprint: str | None = None
+    gaps: list = field(default_factory=list)
 
     kind = "clips"
     _arrays = ("spans", "video", "visual", "indices")
-    _meta = ("duration", "model", "source", "fingerprint")
+    _meta = ("duration", "model", "source", "fingerprint", "gaps")
 
     def __post_init__(self) -> None:
         if not len(self.spans) == len(self.video) == len(self.visual) == len(self.indices) > 0:

@@ -25,6 +25,20 @@ class FrameIndexError(VideoDecodeError, IndexError):
     """Frames were asked for past the last frame that really decodes."""
 
 
+class TimelineChanged(VideoDecodeError):
+    """Frames the container lists turned out not to decode (damage in the middle of the file): the
+    video now holds only the frames that do, so anything planned from its old timeline must be
+    planned again. `gaps` are the missing stretches, in seconds."""
+
+    def __init__(self, path: str | os.PathLike, gaps: list[tuple[float, float]]):
+        self.gaps = gaps
+        spans = ", ".join(f"{a:.3f}-{b:.3f} s" for a, b in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
+        super().__init__(path, f"frames at {spans} do not decode (damaged); plan again from the frames that do")
+
+    def __reduce__(self):
+        return (type(self), (self.path, self.gaps))
+
+
 class ModelLoadError(ActionzsError):
     """A checkpoint could not be loaded (missing offline, unsupported architecture, no safetensors)."""
 

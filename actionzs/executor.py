@@ -19,7 +19,11 @@ from operator import itemgetter
 from .embed import Embeddings, Opener, source_name
 from .options import RunOptions, check_count
 from .stream import DECODE_TIMEOUT, END, ordered_map, prefetch_each
+from .errors import TimelineChanged
 from .video import Video
+
+#: Marks the end of batches of a plan found out of date (a damaged video): a new plan follows.
+REPLAN = object()
 
 
 class LocalExecutor:
@@ -67,17 +71,26 @@ class LocalExecutor:
 
     @staticmethod
     def _decoded(source, encoder, run, opener, batch_size, split, opened, k) -> Iterator:
-        """What a decoding thread makes of one source: (plan, name), then the plan's batches."""
+        """What a decoding thread makes of one source: (plan, name), then the plan's batches; after
+        damage is found, `REPLAN` and the same again over the frames that decode."""
         with opener(source) as video:
             opened[k] = video
             try:
-                plan = encoder.plan(video.timeline, run)
-                yield plan, video.path
-                chunks = plan.chunks(batch_size) if split > 1 else None
-                if chunks is None or len(chunks) <= 1:
-                    yield from plan.batches(video, encoder.preprocessor, batch_size)
-                else:
-                    yield from _split_reads(plan, chunks, video.path, opener, encoder.preprocessor, split)
+                while True:
+                    plan = encoder.plan(video.timeline, run)
+                    yield plan, video.path
+                    chunks = plan.chunks(batch_size) if split > 1 else None
+                    try:
+                        if chunks is None or len(chunks) <= 1:
+                            yield from plan.batches(video, encoder.preprocessor, batch_size)
+                        else:
+                            yield from _split_reads(plan, chunks, video.path, opener, encoder.preprocessor, split)
+                        return
+                    except TimelineChanged:
+                        if split > 1:  # another decoder found it: this one learns the same, alone
+                            split = 1
+                            video.keep_decodable()
+                    yield REPLAN
             finally:
                 del opened[k]
 
@@ -115,5 +128,9 @@ def _encoded(encoder, items: Iterator) -> Embeddings:
             break
         if isinstance(item, Exception):
             raise item
+        if item is REPLAN:  # the next item is the new plan; what was encoded is of the old one
+            plan, path = next(items)
+            encoded = []
+            continue
         encoded.append(encoder.encode(item))
     return plan.finish(encoded, path)

@@ -15,7 +15,8 @@ from .scoring import ranked_rows
 @dataclass(frozen=True)
 class VideoResult:
     """One video's clip ranking and, with segments on, its windows and events; `to_dict` is what the
-    CLI writes as JSON.
+    CLI writes as JSON. `gaps` are the stretches [start, end] (seconds) whose frames did not
+    decode, in a damaged file.
 
     With segments on, `window_spans` [S, 2] (seconds), `window_scores` and `window_similarity`
     [S, M] (labels in `label_names` order) hold the per-window results as arrays; `segments` is
@@ -27,6 +28,7 @@ class VideoResult:
     model: str
     labels: list[dict]
     events: list[dict] | None = None
+    gaps: list = field(default_factory=list)
     label_names: list[str] = field(default_factory=list, repr=False)
     window_spans: np.ndarray | None = field(default=None, repr=False)
     window_scores: np.ndarray | None = field(default=None, repr=False)
@@ -49,6 +51,8 @@ class VideoResult:
 
     def to_dict(self) -> dict:
         out = {"video": self.video, "duration": round(self.duration, 3), "model": self.model, "labels": self.labels}
+        if self.gaps:  # stretches whose frames did not decode (a damaged file)
+            out["gaps"] = [[round(a, 3), round(b, 3)] for a, b in self.gaps]
         if self.window_spans is not None:
             out["segments"], out["events"] = self.segments, self.events
         return out

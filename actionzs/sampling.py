@@ -14,10 +14,12 @@ import numpy as np
 
 @dataclass(frozen=True, repr=False)
 class Timeline:
-    """Presentation times of every frame (seconds from the first frame) and the stream's duration."""
+    """Presentation times of every frame (seconds from the first frame) and the stream's duration;
+    `gaps` are stretches [start, end) whose frames the file lists but that do not decode."""
 
     pts_seconds: np.ndarray
     duration: float
+    gaps: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         pts = self.pts_seconds

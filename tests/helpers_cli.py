@@ -176,16 +176,8 @@ def avi_claiming_frames(source: Path, target: Path, claimed: int) -> int:
 
 
 def decodable_frames(path: Path) -> list[int]:
-    """The frame indices drawn in the frames PyAV can decode from `path` (stops at the first error)."""
-    import av
-
+    """The frame indices drawn in the frames a full PyAV decode of `path` gives (see `decode_all`)."""
     from actionzs.testing import read_index
+    from helpers_video import decode_all
 
-    found = []
-    try:
-        with av.open(str(path)) as container:
-            for frame in container.decode(video=0):
-                found.append(read_index(frame.to_ndarray(format="rgb24")))
-    except av.error.FFmpegError:
-        pass
-    return found
+    return [read_index(frame) for frame in decode_all(path)]

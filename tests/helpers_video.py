@@ -14,7 +14,7 @@ import numpy as np
 
 from actionzs.testing import draw_frame, read_index
 
-BACKENDS = ("decord", "opencv")
+BACKENDS = ("decord", "pyav", "opencv")
 
 
 def indices_of(frames) -> list[int]:
@@ -79,15 +79,24 @@ def write_audio_only(path: str | Path, codec: str = "aac", seconds: float = 0.5)
 
 
 def decode_all(path: str | Path) -> list[np.ndarray]:
-    """Every frame a full, sequential PyAV decode yields (the ground truth), as RGB arrays."""
+    """Every frame a full, sequential PyAV decode yields (the ground truth), as RGB arrays. Like
+    FFmpeg's own tools it goes on past a packet that does not decode (damage, a cut last packet);
+    a file FFmpeg cannot open gives none."""
     import av
 
     frames = []
-    with av.open(str(path)) as container:
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError:
+        return frames
+    with container:
         try:
-            for frame in container.decode(video=0):
-                frames.append(frame.to_ndarray(format="rgb24"))
-        except av.error.FFmpegError:  # a truncated file: keep what decoded
+            for packet in container.demux(video=0):
+                try:
+                    frames.extend(frame.to_ndarray(format="rgb24") for frame in packet.decode())
+                except av.error.FFmpegError:
+                    continue
+        except av.error.FFmpegError:  # demuxing stopped: the file ends here
             pass
     return frames
 

@@ -116,7 +116,7 @@ def test_whole_numbers_are_ints_not_floats_or_bools():
         ("window: null\n", ["window must be"]),
         ("num_frames: 8.5\n", ["num_frames must be a whole number", "or null for sampling at fps"]),
         ("pooling: median\n", ["pooling must be one of mean, max", "'median'"]),
-        ("backend: ffmpeg\n", ["backend must be one of auto, decord, opencv"]),
+        ("backend: ffmpeg\n", ["backend must be one of auto, decord, pyav, opencv"]),
         ("events:\n  smooth: 0\n", ["events.smooth must be a whole number of windows >= 1"]),
         ("events:\n  thresold: 0.3\n", ["unknown config key(s) events.thresold"]),
         ("events: 3\n", ["events must be a mapping"]),

@@ -75,8 +75,8 @@ def toy_file(tmp_path) -> Path:
 
 def test_a_backend_registered_from_outside_opens_by_name_and_by_auto(registry, toy_file):
     register_backend("toy", ToyReader, auto_suffixes=[".toy"], auto_rank=0)
-    assert backend_names() == ("auto", "decord", "opencv", "toy")
-    assert AUTO_ORDER[".toy"] == ["toy", "opencv", "decord"]  # a new suffix starts from the "*" order
+    assert backend_names() == ("auto", "decord", "pyav", "opencv", "toy")
+    assert AUTO_ORDER[".toy"] == ["toy", "pyav", "opencv", "decord"]  # a new suffix starts from the "*" order
     for backend, strict in (("toy", False), ("auto", True)):
         with open_video(toy_file, backend) as video:
             assert video.backend == "toy"
@@ -96,7 +96,7 @@ def test_the_registry_is_put_back_after_each_test():
 
 def test_auto_tries_backends_in_the_order_of_the_table(registry, toy_file):
     register_backend("toy", ToyReader, auto_suffixes=[".toy"])  # last, after the two that cannot read it
-    assert auto_order("A.TOY") == ["opencv", "decord", "toy"]
+    assert auto_order("A.TOY") == ["pyav", "opencv", "decord", "toy"]
     assert auto_order("a.toy", after="opencv") == ["decord", "toy"]
     assert open_video(toy_file).backend == "toy"
     register_backend("toy2", ToyReader, auto_suffixes=[".toy"], auto_rank=0)
@@ -156,7 +156,7 @@ def test_a_registered_backend_reopens_in_a_forked_child(registry, toy_file):
 
 def test_unknown_backend_names_list_the_registered_ones(registry, toy_file):
     register_backend("toy", ToyReader)
-    with pytest.raises(ValueError, match=r"backend must be one of auto, decord, opencv, toy; got 'ffmpeg'"):
+    with pytest.raises(ValueError, match=r"backend must be one of auto, decord, pyav, opencv, toy; got 'ffmpeg'"):
         open_video(toy_file, "ffmpeg")
     AUTO_ORDER[".toy"] = ["missing", "toy"]
     assert open_video(toy_file).backend == "toy"  # a name in the table that is not registered is passed over
@@ -171,4 +171,4 @@ def test_register_backend_rejects_reserved_names_and_non_readers(registry):
             register_backend(name, ToyReader)
     with pytest.raises(TypeError, match="subclass of actionzs.video.Reader"):
         register_backend("toy", object)
-    assert backend_names() == ("auto", "decord", "opencv")
+    assert backend_names() == ("auto", "decord", "pyav", "opencv")

@@ -28,6 +28,7 @@ class FramePlan(Plan):
     duration_seconds: float
     sampling: dict
     identity: Identity
+    gaps: tuple = ()
 
     def chunks(self, batch_size: int) -> list[np.ndarray]:
         return [self.unique[i : i + batch_size] for i in range(0, len(self.unique), batch_size)]
@@ -42,7 +43,7 @@ class FramePlan(Plan):
     def finish(self, encoded: list, source: str) -> FrameEmbeddings:
         return FrameEmbeddings(
             np.concatenate(encoded)[self.where], self.sample.indices, self.sample.pts_seconds, self.duration_seconds,
-            self.identity.model, source, self.sampling, self.identity.fingerprint,
+            self.identity.model, source, self.sampling, self.identity.fingerprint, [list(g) for g in self.gaps],
         )
 
 
@@ -69,7 +70,7 @@ class FrameEncoder(Encoder):
         else:
             sample = sampling.uniform(timeline, chosen["uniform"])
         unique, where = np.unique(sample.indices, return_inverse=True)
-        return FramePlan(sample, unique, where, timeline.duration, chosen, self.identity)
+        return FramePlan(sample, unique, where, timeline.duration, chosen, self.identity, timeline.gaps)
 
     def encode(self, batch: torch.Tensor) -> np.ndarray:
         return self.embed_frames(batch).cpu().numpy()

@@ -39,6 +39,7 @@ class ClipPlan(Plan):
     frames_per_clip: int
     duration_seconds: float
     identity: Identity
+    gaps: tuple = ()
 
     def batches(self, video, preprocess, batch_size: int) -> Iterator[torch.Tensor]:
         per_span, order = self.per_span, self.order
@@ -65,6 +66,7 @@ class ClipPlan(Plan):
             torch.cat([f["video"] for f in encoded]).cpu().numpy()[back],
             torch.cat([f["visual"] for f in encoded]).cpu().numpy()[back],
             self.per_span, self.duration_seconds, self.identity.model, source, self.identity.fingerprint,
+            [list(g) for g in self.gaps],
         )
 
 
@@ -92,7 +94,7 @@ class XClipEncoder(CheckpointEncoder, Encoder):
             sampling.uniform(timeline, self.frames_per_clip, s.start_seconds, s.end_seconds).indices for s in spans
         ])
         order = np.argsort(per_span.max(axis=1), kind="stable")
-        return ClipPlan(spans, per_span, order, self.frames_per_clip, timeline.duration, self.identity)
+        return ClipPlan(spans, per_span, order, self.frames_per_clip, timeline.duration, self.identity, timeline.gaps)
 
     def encode(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         return {k: v.cpu() for k, v in self.embed_clips(batch).items()}

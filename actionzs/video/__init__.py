@@ -1,9 +1,12 @@
 """Open a video (or a still image), read its true metadata and decode exactly the frames asked for.
 
-Backends: decord (default: it indexes every packet on open, so counts and timestamps are real) and
-OpenCV (fallback and alternative: reads forward, seeks only where a seek proves exact), and any
-added with `register_backend`. "auto" tries them in the order `AUTO_ORDER` gives for the file's
-suffix. Frames are decoded at the size asked for by the decoder itself and read in bounded chunks,
+The truth is what FFmpeg's full decode presents of the container's default video stream: its
+frames, in order, at their presentation times. `stream_index` reads that from the packets without
+decoding, and every backend is held to it. Backends: decord (first for MP4: fast random access),
+PyAV (first elsewhere: FFmpeg's own decode, exact with variable frame rates, edit lists, several
+streams and B-frames in any container), OpenCV (reads forward, seeks only where a seek proves
+exact), and any added with `register_backend`. "auto" tries them in the order `AUTO_ORDER` gives
+for the file's suffix. Frames are decoded at the size asked for by the decoder itself and read in bounded chunks,
 so memory depends on the chunk, never on the length of the file.
 """
 
@@ -18,6 +21,7 @@ import numpy as np
 from ..errors import VideoDecodeError
 from .image_reader import IMAGE_SUFFIXES, ImageReader, open_image
 from .reader import Reader
+from .stream_index import StreamIndex, index_stream
 from .registry import (
     AUTO_ORDER,
     AVAILABLE_BACKENDS,
@@ -43,6 +47,7 @@ __all__ = [
     "VIDEO_SUFFIXES",
     "video_suffixes",
     "Reader",
+    "StreamIndex",
     "Video",
     "auto_order",
     "backend_names",
@@ -78,7 +83,8 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
     """Open a video file (or a still image, as a one-frame video) and read its true metadata.
 
     `backend` is one of `backend_names()`: "auto" (the first of the file's `auto_order` that opens
-    it: decord, else OpenCV), "decord", "opencv" or a registered one. Raises `VideoDecodeError`
+    it exactly), "decord", "pyav", "opencv" or a registered one; a backend that would read other
+    frames than the container presents is refused for the file. Raises `VideoDecodeError`
     naming the file and the reason when it cannot be read.
     """
     names = backend_names()
@@ -89,8 +95,16 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
     if Path(path).suffix.lower() in IMAGE_SUFFIXES:
         return Video(open_image(path), path, "image")
     auto = backend == "auto"
-    name, reader = open_reader(path, auto_order(path) if auto else [backend], strict=auto)
-    return Video(reader, path, name, auto=auto)
+    index = index_stream(path)
+    name, reader = open_reader(path, auto_order(path) if auto else [backend], index, strict=auto)
+    video = Video(reader, path, name, auto=auto, index=index)
+    if index is not None and index.damaged:  # a cut or corrupt packet: find what decodes first
+        try:
+            video.keep_decodable()
+        except BaseException:
+            video.close()
+            raise
+    return video
 
 
 def image_video(image, name: str = "<image>") -> Video:

@@ -59,6 +59,7 @@ class DecordReader(Reader):
         spans = reader.get_frame_timestamp(np.arange(num_frames))
         try:
             pts = _stream_pts(spans[:, 0], average_fps)
+            self.container_times = True
         except _InconsistentTiming as exc:
             if strict:
                 raise VideoDecodeError(path, f"{exc}; decord misorders frames in such files") from None
@@ -68,6 +69,11 @@ class DecordReader(Reader):
         frame_time = last if 0 < last < 10 / average_fps else 1 / average_fps
         self.timeline = Timeline(pts, round(float(pts[-1] + frame_time), 6))
         self._readers[(self.height, self.width)] = reader
+
+    def cannot_read(self, index) -> str | None:
+        if index.reordered and not index.mp4_family:
+            return f"decord misplaces frames of {index.codec} streams with B-frames outside MP4 (use pyav)"
+        return None
 
     def _reader(self, size: FrameSize | None):
         dims = resize_dims(self.height, self.width, size)

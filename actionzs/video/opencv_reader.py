@@ -35,7 +35,10 @@ class OpenCVReader(Reader):
         self._cap = None
         self._pos = 0
         self._seek_ok = True
-        cap = self._open()
+        self._timed = False  # whether frames are checked against the container's times
+        self._open()
+        self._origin = self._first_time()
+        cap = self._cap
         average_fps = cap.get(cv2.CAP_PROP_FPS)
         if not average_fps > 0 or not np.isfinite(average_fps):
             raise VideoDecodeError(path, f"the stream reports a frame rate of {average_fps}")
@@ -56,9 +59,27 @@ class OpenCVReader(Reader):
         self._cap, self._pos = cap, 0
         return cap
 
+    def use_timeline(self, timeline: Timeline, average_fps: float, timed: bool) -> None:
+        super().use_timeline(timeline, average_fps, timed)
+        self._timed = timed
+
+    def _first_time(self) -> float:
+        """The time OpenCV gives the first frame (AVI starts its count at 1): times are from it."""
+        origin = self._cap.get(self._cv2.CAP_PROP_POS_MSEC) / 1000 if self._cap.grab() else 0.0
+        self._open()
+        return origin
+
     def _frame_time_matches(self, index: int) -> bool:
-        seconds = self._cap.get(self._cv2.CAP_PROP_POS_MSEC) / 1000
-        return abs(seconds - index / self.average_fps) < 0.5 / self.average_fps
+        """Whether the frame just grabbed is shown at frame `index`'s time (the container's, once
+        the timeline is set; the header's rate before)."""
+        seconds = self._cap.get(self._cv2.CAP_PROP_POS_MSEC) / 1000 - self._origin
+        timeline = getattr(self, "timeline", None)
+        if timeline is None or index >= timeline.num_frames:
+            return abs(seconds - index / self.average_fps) < 0.5 / self.average_fps
+        pts = timeline.pts_seconds
+        gaps = [pts[index] - pts[index - 1]] if index > 0 else []
+        gaps += [pts[index + 1] - pts[index]] if index + 1 < len(pts) else [timeline.duration - pts[index]]
+        return abs(seconds - pts[index]) < 0.5 * min(gaps)
 
     def _true_frame_count(self, claimed: int) -> int:
         """The header's count if its last frame decodes at the right time, else a counted one."""
@@ -87,12 +108,17 @@ class OpenCVReader(Reader):
     def _grab(self, index: int) -> None:
         if index < self._pos:
             self._open()
-        if self._seek_ok and index - self._pos > self.SEEK_GAP and self._seek(index):
+        if self._seek_ok and self._timed and index - self._pos > self.SEEK_GAP and self._seek(index):
             return
         while self._pos <= index:
             if not self._cap.grab():
                 raise FrameIndexError(self._path, f"frame {index} does not decode (stream ended at {self._pos})")
             self._pos += 1
+        if self._timed and not self._frame_time_matches(index):  # one before it did not decode
+            seconds = self._cap.get(self._cv2.CAP_PROP_POS_MSEC) / 1000 - self._origin
+            raise VideoDecodeError(
+                self._path, f"frame {index} does not decode: OpenCV delivers the frame shown at {seconds:.3f} s in its place"
+            )
 
     def read(self, indices: np.ndarray, size: FrameSize | None) -> np.ndarray:
         height, width = resize_dims(self.height, self.width, size)

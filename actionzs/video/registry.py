@@ -2,7 +2,8 @@
 
 A backend is a `Reader` subclass registered under a name; `open_video(path, name)` constructs it
 as `cls(path, strict=False)`, and "auto" as `cls(path, strict=True)` for each backend of the file's
-`AUTO_ORDER` in turn until one opens it. A backend is added from outside the package with
+`AUTO_ORDER` in turn until one opens it. Every backend that opens a file FFmpeg can index is held
+to the container's `StreamIndex` before it is used (`stream_index.agreed_timeline`). A backend is added from outside the package with
 `register_backend`, e.g. `register_backend("pyav", PyAVReader, auto_suffixes=[".mkv"], auto_rank=0)`.
 Registering is meant for start-up, before videos are opened from several threads.
 """
@@ -17,17 +18,20 @@ from .capture import STDERR
 from .decord_reader import DecordReader
 from .messages import decoder_message, missing_mp4_index
 from .opencv_reader import OpenCVReader
+from .pyav_reader import PyAVReader
 from .reader import Reader
+from .stream_index import StreamIndex, agreed_timeline
 
 VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".wmv", ".flv", ".3gp", ".ogv"}
 )
-#: Containers where decord's random access is exact. In others (AVI, MKV, ...) it misplaces frames
-#: of streams with B-frames (dmlc/decord#195, #252), so "auto" tries OpenCV first there.
+#: Containers where decord's random access is exact (when it agrees with the container's index).
+#: In others (AVI, MKV, ...) it misplaces frames of streams with B-frames (dmlc/decord#195, #252),
+#: so "auto" tries PyAV first there.
 DECORD_EXACT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".3gp"})
 
 #: Every backend by name, in the order `backend_names` lists them.
-AVAILABLE_BACKENDS: dict[str, type[Reader]] = {"decord": DecordReader, "opencv": OpenCVReader}
+AVAILABLE_BACKENDS: dict[str, type[Reader]] = {"decord": DecordReader, "pyav": PyAVReader, "opencv": OpenCVReader}
 
 #: The key of `AUTO_ORDER` that stands for every suffix without an order of its own.
 OTHER_SUFFIXES = "*"
@@ -35,8 +39,8 @@ OTHER_SUFFIXES = "*"
 #: rest). A file opens with the first that can; a read that fails later switches to the next one
 #: after it that can. Still images (`IMAGE_SUFFIXES`) never reach a backend.
 AUTO_ORDER: dict[str, list[str]] = {
-    **{suffix: ["decord", "opencv"] for suffix in sorted(DECORD_EXACT_SUFFIXES)},
-    OTHER_SUFFIXES: ["opencv", "decord"],
+    **{suffix: ["decord", "pyav", "opencv"] for suffix in sorted(DECORD_EXACT_SUFFIXES)},
+    OTHER_SUFFIXES: ["pyav", "opencv", "decord"],
 }
 
 _RESERVED = ("auto", "image")  # what to try, and what reads still images
@@ -82,9 +86,12 @@ def auto_order(path: str, after: str | None = None) -> list[str]:
     return list(order[order.index(after) + 1 :]) if after in order else []
 
 
-def open_reader(path: str, names: Sequence[str], *, strict: bool) -> tuple[str, Reader]:
-    """The first of the backends `names` that opens `path`, and its name; when none can, a
-    `VideoDecodeError` with every backend's reason."""
+def open_reader(
+    path: str, names: Sequence[str], index: StreamIndex | None, *, strict: bool
+) -> tuple[str, Reader]:
+    """The first of the backends `names` that opens `path` and agrees with its `index` (None:
+    FFmpeg could not index it), and its name; when none can, a `VideoDecodeError` with every
+    backend's reason. The reader's timeline is then the container's."""
     reasons = []
     for name in names:
         cls = AVAILABLE_BACKENDS.get(name)
@@ -92,9 +99,13 @@ def open_reader(path: str, names: Sequence[str], *, strict: bool) -> tuple[str, 
             reasons.append(f"{name}: not a registered backend")
             continue
         said: list[str] = []
+        reader = None
         try:
             with STDERR.capture() as said:
-                return name, cls(path, strict=strict)
+                reader = cls(path, strict=strict, index=index) if cls.takes_index else cls(path, strict=strict)
+                if index is not None:
+                    reader.use_timeline(agreed_timeline(name, reader, index), index.average_fps, index.timed)
+                return name, reader
         except VideoDecodeError as exc:
             reasons.append(f"{name}: {exc.reason}")
         except ImportError:
@@ -104,4 +115,6 @@ def open_reader(path: str, names: Sequence[str], *, strict: bool) -> tuple[str, 
                 reasons.append(f"{name}: the MP4 index (moov atom) is missing: the file is truncated or was never finished")
             else:
                 reasons.append(f"{name}: {decoder_message(exc)}")
+        if reader is not None:
+            reader.close()
     raise VideoDecodeError(path, "not a readable video (" + "; ".join(reasons) + ")")

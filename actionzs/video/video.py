@@ -9,13 +9,14 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..errors import FrameIndexError, VideoDecodeError
+from ..errors import FrameIndexError, TimelineChanged, VideoDecodeError
 from ..frames import FrameBatch, FrameSize, resize_dims
 from ..sampling import Timeline
 from .capture import STDERR, track
 from .messages import decoder_message
 from .reader import Reader
 from .registry import auto_order, open_reader
+from .stream_index import StreamIndex
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +31,18 @@ class Video:
     One `Video` serialises its own reads with a lock and reopens its decoder in a forked child, so a
     decoder is never shared between threads or processes; for parallel work open one per worker.
     Opened by "auto", it switches to the next backend of auto's order when a read fails.
+
+    When a read fails with no backend left to try, and FFmpeg decodes the file except for some
+    frames (damage in the middle), the video keeps the frames that decode: its `timeline` then
+    holds only those, its `gaps` say which stretches of time are missing, and the read raises
+    `TimelineChanged` so that whatever was planned from the old timeline is planned again.
     """
 
-    def __init__(self, reader: Reader, path: str, backend: str, *, auto: bool = False):
+    def __init__(self, reader: Reader, path: str, backend: str, *, auto: bool = False, index: StreamIndex | None = None):
         self._reader = reader
+        self._index = index
+        self._timeline = reader.timeline
+        self._kept: np.ndarray | None = None  # each frame's index in the reader's timeline, once frames are lost
         self._backend = backend
         self._auto = auto
         self._lock = threading.Lock()
@@ -44,16 +53,16 @@ class Video:
 
     @property
     def backend(self) -> str:
-        """The backend actually in use: "decord", "opencv", "image" or a registered one."""
+        """The backend actually in use: "decord", "pyav", "opencv", "image" or a registered one."""
         return self._backend
 
     @property
     def timeline(self) -> Timeline:
-        return self._reader.timeline
+        return self._timeline
 
     @property
     def num_frames(self) -> int:
-        return self._reader.timeline.num_frames
+        return self._timeline.num_frames
 
     @property
     def average_fps(self) -> float:
@@ -63,7 +72,7 @@ class Video:
     @property
     def duration(self) -> float:
         """Seconds from the first frame's start to the last frame's end."""
-        return self._reader.timeline.duration
+        return self._timeline.duration
 
     @property
     def width(self) -> int:
@@ -131,35 +140,89 @@ class Video:
             if self._closed:
                 raise VideoDecodeError(self.path, "the video was closed; open it again to read frames")
             if os.getpid() != self._pid and self._reader.reopen_after_fork:  # forked: use a decoder of our own
-                self._backend, self._reader = open_reader(self.path, [self._backend], strict=False)
+                self._backend, self._reader = open_reader(self.path, [self._backend], self._index, strict=False)
                 self._pid = os.getpid()
             while True:
                 try:
                     with STDERR.capture():
-                        return self._reader.read(indices, size)
-                except FrameIndexError:
-                    raise
-                except Exception as exc:
-                    self._switch_backend(exc)
+                        return self._reader.read(indices if self._kept is None else self._kept[indices], size)
+                except Exception as exc:  # `indices` are inside the timeline: any failure is damage
+                    reason = decoder_message(exc)
+                    switched, why_not = self._switch_backend(reason)
+                    if switched:
+                        continue
+                    if self._keep_decodable(f"{reason}; then {why_not}" if why_not else reason):
+                        raise TimelineChanged(self.path, list(self._timeline.gaps)) from None
 
-    def _switch_backend(self, failure: Exception) -> None:
-        """After a failed read, take the next backend of auto's order that opens the file; raise
-        `VideoDecodeError` when the video was not opened by auto or none is left."""
-        reason = decoder_message(failure)
+    def _switch_backend(self, reason: str) -> tuple[bool, str | None]:
+        """After a read failed for `reason`, take the next backend of auto's order that opens the
+        file; (False, why none could) when the video was not opened by auto or none is left."""
         later = auto_order(self.path, after=self._backend) if self._auto else []
         if not later:
-            raise VideoDecodeError(self.path, f"decoding failed: {reason}") from None
+            return False, None
         try:
-            backend, reader = open_reader(self.path, later, strict=True)
+            backend, reader = open_reader(self.path, later, self._index, strict=True)
         except VideoDecodeError as exc:
-            raise VideoDecodeError(self.path, f"decoding failed: {reason}; then {exc.reason}") from None
+            return False, exc.reason
         log.warning("%s: %s failed while reading (%s); switching to %s", self.path, self._backend, reason, backend)
-        if reader.timeline.num_frames < self.num_frames:
+        if reader.timeline.num_frames < self._reader.timeline.num_frames:
             log.warning(
                 "%s: only %d of %d frames decode with %s", self.path, reader.timeline.num_frames, self.num_frames, backend
             )
+            self._timeline = reader.timeline
         self._reader.close()
         self._backend, self._reader = backend, reader
+        return True, None
+
+    def keep_decodable(self) -> bool:
+        """Find with FFmpeg which frames decode and keep only those; whether the timeline changed
+        (its `gaps` then say what is missing). For a damaged file, before planning its reads."""
+        with self._lock:
+            return self._keep_decodable(None)
+
+    def _keep_decodable(self, reason: str | None) -> bool:
+        """Find with FFmpeg which frames decode, after a read no backend could make (`reason`) or
+        before any (None), and keep those; whether the timeline changed. The frames are read with
+        FFmpeg unless they are a first stretch the backend in use reads anyway. Nothing to ask
+        FFmpeg, nothing decodes, frames lost a second time, or a chosen backend that fails where
+        FFmpeg does not: `VideoDecodeError`."""
+        from .pyav_reader import PyAVReader
+
+        failed = f"decoding failed: {reason}" if reason else "decoding failed"
+        if self._index is None or self._kept is not None:
+            raise VideoDecodeError(self.path, failed) from None
+        try:
+            with STDERR.capture():
+                reader = PyAVReader(self.path, index=self._index)
+                kept = reader.decodable()
+        except Exception as exc:
+            raise VideoDecodeError(self.path, f"{failed}; then {decoder_message(exc)}") from None
+        full, before = self._index.timeline, self.num_frames
+        if len(kept) == 0 or (reason and len(kept) == full.num_frames and not self._auto and self._backend != "pyav"):
+            reader.close()  # nothing decodes; or everything does, and the chosen backend failed
+            hint = "no frame decodes" if len(kept) == 0 else 'backend "pyav" or "auto" reads this file'
+            raise VideoDecodeError(self.path, f"{failed} ({hint})") from None
+        first_stretch = np.array_equal(kept, np.arange(len(kept))) and len(kept) <= self._reader.timeline.num_frames
+        if reason is None and first_stretch:
+            reader.close()  # the backend in use reads these as they are
+        else:
+            self._reader.close()
+            if self._backend != "pyav":
+                log.warning("%s: %s cannot read it (%s); reading with pyav", self.path, self._backend, reason or "damaged")
+            self._backend, self._reader = "pyav", reader
+            self._kept = None if first_stretch else kept
+        if len(kept) == full.num_frames:
+            self._timeline = full
+            return before != full.num_frames
+        end = full.pts_seconds[kept[-1] + 1] if kept[-1] + 1 < full.num_frames else full.duration
+        lost = np.setdiff1d(np.arange(full.num_frames), kept)
+        gaps = _runs(lost, full)
+        self._timeline = Timeline(full.pts_seconds[kept], round(float(end), 6), tuple(gaps))
+        log.warning(
+            "%s: %d of %d frames do not decode (damaged or cut); using the %d that do; missing: %s",
+            self.path, len(lost), full.num_frames, len(kept), ", ".join(f"{a:.3f}-{b:.3f} s" for a, b in gaps),
+        )
+        return True
 
     def rest(self) -> None:
         """Tell the decoder that no frames will be asked for a while, so it stops decoding ahead
@@ -189,3 +252,14 @@ class Video:
             f"Video({self.path!r}, backend={self.backend}, frames={self.num_frames}, "
             f"average_fps={self.average_fps:.3f}, duration={self.duration:.3f}s, size={self.width}x{self.height})"
         )
+
+
+def _runs(lost: np.ndarray, timeline: Timeline) -> list[tuple[float, float]]:
+    """The stretches of time [start, end) of runs of consecutive lost frames."""
+    pts = timeline.pts_seconds
+    runs = np.split(lost, np.flatnonzero(np.diff(lost) > 1) + 1)
+    spans = []
+    for run in runs:
+        end = pts[run[-1] + 1] if run[-1] + 1 < len(pts) else timeline.duration
+        spans.append((round(float(pts[run[0]]), 6), round(float(end), 6)))
+    return spans
