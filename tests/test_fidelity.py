@@ -314,3 +314,29 @@ def test_a_damaged_file_is_classified_with_its_gap_reported(tmp_path, capsys, ca
     assert record["gaps"] and all(b > a for a, b in record["gaps"])
     # the warning goes to stderr through logging (here, pytest's log capture holds it)
     assert "do not decode (damaged or cut)" in caplog.text and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_a_damaged_transport_stream_gives_the_frames_asked_for_or_an_error(tmp_path, name):
+    """Uniform sampling of a damaged MPEG-TS on a named backend: each frame returned is the one at
+    its time in the full decode, or the read fails; never a neighbour in its place."""
+    from actionzs import sampling
+
+    path = _damaged(tmp_path, ".ts")
+    try:
+        video = open_video(path, name)
+    except VideoDecodeError:
+        return  # refused (decord: B-frames outside MP4)
+    for _ in range(2):
+        sample = sampling.uniform(video.timeline, 40)
+        try:
+            batch = video.get_frames(sample.indices)
+            break
+        except TimelineChanged:
+            continue
+        except VideoDecodeError as exc:
+            assert "decoding failed" in exc.reason
+            return
+    expected = truth(path)
+    for frame, seconds in zip(batch.data, batch.pts_seconds):
+        assert np.abs(frame.astype(np.int16) - expected[round(float(seconds), 6)]).mean() < 1.5, (name, seconds)
