@@ -43,6 +43,7 @@ _EXPORTS = {
     "ActionzsError": "errors",
     "VideoDecodeError": "errors",
     "FrameIndexError": "errors",
+    "TimelineChanged": "errors",
     "ModelLoadError": "errors",
     "InvalidInputError": "errors",
 }
