@@ -24,6 +24,11 @@ os.register_at_fork = register_at_fork
 environ, meta_path = dict(os.environ), list(sys.meta_path)
 import actionzs
 torch_after_package = "torch" in sys.modules
+changed = set(os.environ.items()) ^ set(environ.items())
+# torch and transformers change the environment on import themselves (torch._dynamo sets
+# TORCHINDUCTOR_CACHE_DIR): import them first, so that only what actionzs does is counted.
+import torch, torch._dynamo, transformers
+environ = dict(os.environ)
 names = [m.name for m in pkgutil.walk_packages(actionzs.__path__, "actionzs.") if not m.name.endswith("__main__")]
 for name in names:
     importlib.import_module(name)
@@ -31,7 +36,7 @@ print(json.dumps({
     "torch_after_package": torch_after_package,
     "modules": len(names),
     "fork_hooks": [f for f in fork_hooks if os.sep + "actionzs" + os.sep in f],
-    "environ": sorted(set(os.environ.items()) ^ set(environ.items())),
+    "environ": sorted(changed | (set(os.environ.items()) ^ set(environ.items()))),
     "meta_path": [repr(f) for f in sys.meta_path if f not in meta_path and type(f).__module__.startswith("actionzs")],
 }))
 """
