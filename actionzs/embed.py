@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 from .embeddings import ClipEmbeddings, FrameEmbeddings
-from .errors import InvalidInputError
+from .errors import InvalidInputError, naming
 from .options import RunOptions
 from .video import Video, image_video, open_video
 
@@ -46,6 +46,7 @@ def embed_video(source, encoder, run: RunOptions, opener: Opener = Opener(), bat
     """The embeddings of one video (`FrameEmbeddings` or `ClipEmbeddings`, as the encoder's family
     makes them): each planned frame decoded once, at most `batch_size` frames in memory at a time."""
     with opener(source) as video:
-        plan = encoder.plan(video.timeline, run)
+        with naming(video.path):  # options this video cannot be sampled with: refused before decoding
+            plan = encoder.plan(video.timeline, run)
         encoded = [encoder.encode(batch) for batch in plan.batches(video, encoder.preprocessor, batch_size)]
         return plan.finish(encoded, video.path)

@@ -17,6 +17,7 @@ from contextlib import closing
 from operator import itemgetter
 
 from .embed import Embeddings, Opener, source_name
+from .errors import naming
 from .options import RunOptions, check_count
 from .stream import DECODE_TIMEOUT, END, ordered_map, prefetch_each
 from .video import Video
@@ -71,7 +72,8 @@ class LocalExecutor:
         with opener(source) as video:
             opened[k] = video
             try:
-                plan = encoder.plan(video.timeline, run)
+                with naming(video.path):  # options this video cannot be sampled with: refused before decoding
+                    plan = encoder.plan(video.timeline, run)
                 yield plan, video.path
                 chunks = plan.chunks(batch_size) if split > 1 else None
                 if chunks is None or len(chunks) <= 1:
