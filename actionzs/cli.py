@@ -1,7 +1,8 @@
 """The `actionzs` command: probe, classify, scan and report.
 
 Exit status: 0 when everything was read and scored, 1 when any video failed (each is reported and
-the others still done), 2 for bad usage (unknown option, bad labels or settings), 130 on Ctrl-C.
+the others still done), 2 for bad usage (unknown option, bad labels or settings, or settings a video
+cannot be sampled with; the others are still done), 130 on Ctrl-C.
 """
 
 from __future__ import annotations
@@ -218,6 +219,12 @@ def _failure(video: str, exc: Exception) -> dict:
     return {"video": video, "error": reason}
 
 
+def _exit_status(failed: bool, invalid: bool) -> int:
+    """2 when a video was refused for its options (more windows or frames than its length allows),
+    else 1 when any video failed, else 0."""
+    return EXIT_USAGE if invalid else EXIT_FAILED if failed else EXIT_OK
+
+
 def _embeddings_path(folder: str, video: str) -> Path:
     """<folder>/<video name>-<hash of its full path>.npz: unique per video, readable by a person."""
     digest = hashlib.sha1(os.path.abspath(video).encode("utf-8", "surrogateescape")).hexdigest()[:10]
@@ -274,14 +281,16 @@ def cmd_classify(args) -> int:
 
     settings, labels, run = _validated(args)
     classifier = _classifier(settings, run)
-    outcomes = classifier.classify_each(args.videos, labels)
-    records = [_record(video, outcome, args.save_embeddings) for video, outcome in outcomes]
+    records, invalid = [], False
+    for video, outcome in classifier.classify_each(args.videos, labels):
+        invalid = invalid or isinstance(outcome, InvalidInputError)
+        records.append(_record(video, outcome, args.save_embeddings))
     text = render(records, args.format)
     if args.output:
         atomic_write(args.output, text)
     else:
         sys.stdout.write(text)
-    return EXIT_FAILED if any("error" in r for r in records) else EXIT_OK
+    return _exit_status(any("error" in r for r in records), invalid)
 
 
 def cmd_scan(args) -> int:
@@ -306,10 +315,12 @@ def cmd_scan(args) -> int:
             return EXIT_OK
         classifier = _classifier(settings, run)
         ok = failed = 0
+        invalid = False
         footage, started = 0.0, time.monotonic()
         bar = tqdm(total=len(todo), unit="video", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
         with bar:
             for video, outcome in classifier.classify_each(todo, labels):
+                invalid = invalid or isinstance(outcome, InvalidInputError)
                 record = _record(video, outcome, args.save_embeddings)
                 results.write(record)
                 if "error" in record:
@@ -324,7 +335,7 @@ def cmd_scan(args) -> int:
         f"scanned {len(todo)} videos ({footage:.1f} s of footage): {ok} ok, {failed} failed"
         + (f", {skipped} already done" if skipped else "") + f" -> {args.output}"
     )
-    return EXIT_FAILED if failed else EXIT_OK
+    return _exit_status(failed > 0, invalid)
 
 
 def cmd_report(args) -> int:
@@ -340,7 +351,7 @@ def cmd_report(args) -> int:
         html = render_report(result, backend=classifier.backend)
     except ActionzsError as exc:
         _failure(args.video, exc)
-        return EXIT_FAILED
+        return _exit_status(True, isinstance(exc, InvalidInputError))
     atomic_write(args.output, html)
     if not args.quiet:
         _say(f"wrote {args.output}")

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 from .embeddings import ClipEmbeddings, FrameEmbeddings
-from .errors import InvalidInputError, TimelineChanged
+from .errors import InvalidInputError, TimelineChanged, naming
 from .options import RunOptions
 from .video import Video, image_video, open_video
 
@@ -47,7 +47,8 @@ def embed_video(source, encoder, run: RunOptions, opener: Opener = Opener(), bat
     makes them): each planned frame decoded once, at most `batch_size` frames in memory at a time."""
     with opener(source) as video:
         while True:
-            plan = encoder.plan(video.timeline, run)
+            with naming(video.path):  # options this video cannot be sampled with: refused before decoding
+                plan = encoder.plan(video.timeline, run)
             try:
                 encoded = [encoder.encode(batch) for batch in plan.batches(video, encoder.preprocessor, batch_size)]
             except TimelineChanged:  # damage found: plan again over the frames that decode (once:

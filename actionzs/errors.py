@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class ActionzsError(Exception):
@@ -45,3 +47,30 @@ class ModelLoadError(ActionzsError):
 
 class InvalidInputError(ActionzsError, ValueError):
     """Labels, options or inputs that are rejected before any decoding starts."""
+
+
+class VideoOptionsError(InvalidInputError):
+    """Options a video cannot be sampled with: more windows or frames than are allowed for its
+    length. Raised from its timeline, before any frame is read; `path` is None until the per-video
+    step names the video (`named`), `reason` says why."""
+
+    def __init__(self, reason: str, path: str | os.PathLike | None = None):
+        self.path = None if path is None else os.fspath(path)
+        self.reason = reason
+        super().__init__(reason if self.path is None else f"{self.path}: {reason}")
+
+    def named(self, path: str | os.PathLike) -> VideoOptionsError:
+        """This error naming the video at `path` (unchanged if it names one already)."""
+        return self if self.path is not None else type(self)(self.reason, path)
+
+    def __reduce__(self):  # picklable across processes, like VideoDecodeError
+        return (type(self), (self.reason, self.path))
+
+
+@contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """A `VideoOptionsError` raised inside names the video at `path`."""
+    try:
+        yield
+    except VideoOptionsError as exc:
+        raise exc.named(path) from None

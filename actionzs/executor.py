@@ -17,9 +17,9 @@ from contextlib import closing
 from operator import itemgetter
 
 from .embed import Embeddings, Opener, source_name
+from .errors import TimelineChanged, naming
 from .options import RunOptions, check_count
 from .stream import DECODE_TIMEOUT, END, ordered_map, prefetch_each
-from .errors import TimelineChanged
 from .video import Video
 
 #: Marks the end of batches of a plan found out of date (a damaged video): a new plan follows.
@@ -77,7 +77,8 @@ class LocalExecutor:
             opened[k] = video
             try:
                 while True:
-                    plan = encoder.plan(video.timeline, run)
+                    with naming(video.path):  # options this video cannot be sampled with: refused before decoding
+                        plan = encoder.plan(video.timeline, run)
                     yield plan, video.path
                     chunks = plan.chunks(batch_size) if split > 1 else None
                     try:

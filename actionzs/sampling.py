@@ -2,6 +2,10 @@
 
 A `Timeline` holds each frame's presentation time, so variable-frame-rate files sample at real
 times. Frames are picked by time: the frame shown at time t is the last one whose pts <= t.
+
+What a sampler makes is bounded by what the video can give, checked before anything is built: a
+rate above the video's own samples each frame once at a cost of its frames, not of rate x duration,
+and no video gives more than `MAX_WINDOWS` windows or `MAX_FRAMES` sampled frames.
 """
 
 from __future__ import annotations
@@ -10,6 +14,22 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .errors import VideoOptionsError
+
+#: The most windows one video is scored in. 24 hours of video at a 0.1 s stride is 864,000; every
+#: window costs a pooled vector, a score per label and a Python object, so a million windows is
+#: already gigabytes with a large label set, and a finer layout is almost surely a mistake.
+MAX_WINDOWS = 1_000_000
+#: The most frames one video's embeddings are made of: frames sampled by a frame encoder, or
+#: spans x frames per clip for a clip encoder (X-CLIP). 24 hours at 10 frames per second is
+#: 864,000, and each one is a model forward and a stored vector (a million 1024-d vectors: 4 GB).
+MAX_FRAMES = 1_000_000
+
+
+def _count(n: float) -> str:
+    """A count for a message: 5,000,000 in full, astronomically large ones as 1.0e+300."""
+    return f"{int(n):,}" if n < 1e15 else f"{n:.1e}"
 
 
 @dataclass(frozen=True, repr=False)
@@ -90,6 +110,8 @@ def uniform(timeline: Timeline, num: int, start: float = 0.0, end: float | None 
     """`num` frames at the centres of `num` equal sub-spans of [start, end) (TSN-style)."""
     if num < 1:
         raise ValueError(f"num must be at least 1, got {num}")
+    if num > MAX_FRAMES:
+        raise VideoOptionsError(f"{_count(num)} frames per span are more than the {MAX_FRAMES:,} allowed")
     start, end = _span(timeline, start, end)
     step = (end - start) / num
     return _at_times(timeline, start + step * (np.arange(num) + 0.5))
@@ -100,28 +122,77 @@ def at_fps(timeline: Timeline, rate: float, start: float = 0.0, end: float | Non
     (of the part of the last step that lies before `end`).
 
     Rates above the video's own frame rate are allowed and repeat no frame: duplicates are dropped.
+    Only steps next to a frame change can bring a new frame, so when there are more steps than
+    frames only those are looked at: the cost is that of the frames, whatever the rate. More than
+    `MAX_FRAMES` sampled frames are a `VideoOptionsError`.
     """
     if not rate > 0 or not math.isfinite(rate):
         raise ValueError(f"rate must be a positive number of frames per second, got {rate}")
     start, end = _span(timeline, start, end)
-    count = max(1, math.ceil((end - start) * rate - 1e-9))
-    step_starts = start + np.arange(count) / rate
+    steps = (end - start) * rate
+    if not steps < 2**53:  # finer than float64 times can tell apart
+        raise VideoOptionsError(f"{end - start:g} s cannot be sampled at {rate:g} fps: too many steps to count")
+    count = max(1, math.ceil(steps - 1e-9))
+    first, last = timeline.frame_at(np.array([start, end])).tolist()  # the frames on screen at the ends
+    if count <= 3 * (last - first) + 3:
+        chosen = np.arange(count)
+    else:
+        # The first step whose centre shows frame i (first < i <= last), found from its start time,
+        # with the steps either side against rounding; the first and last steps (the last is short).
+        onset = timeline.pts_seconds[first + 1 : last + 1] - 1e-9
+        k = np.ceil((onset - start) * rate - 0.5).astype(np.int64)
+        edges = np.array([0, count - 2, count - 1], np.int64)
+        chosen = np.unique(np.clip(np.concatenate([edges, k - 1, k, k + 1]), 0, count - 1))
+    step_starts = start + chosen / rate
     step_ends = np.minimum(step_starts + 1 / rate, end)  # the last step may be cut short by `end`
     sample = _at_times(timeline, (step_starts + step_ends) / 2)
     keep = np.concatenate([[True], np.diff(sample.indices) != 0])
+    if keep.sum() > MAX_FRAMES:
+        raise VideoOptionsError(
+            f"sampling at {rate:g} fps takes {_count(keep.sum())} frames over {end - start:g} s, more than the "
+            f"{MAX_FRAMES:,} allowed; use a lower fps (--fps)"
+        )
     return Sample(sample.indices[keep], sample.pts_seconds[keep])
+
+
+def window_count(duration: float, length: float, stride: float) -> float:
+    """How many spans `windows` makes (give or take one to float rounding), without making them;
+    a float, since a tiny stride can make more than an int64 holds."""
+    def ceil(x: float) -> float:
+        return math.ceil(x) if math.isfinite(x) else x
+
+    # The last span is the first that reaches the end, or the last that starts before it.
+    last = min(ceil((duration - 1e-9 - length) / stride), ceil((duration - 1e-9) / stride) - 1)
+    return 1 + max(0, last)
+
+
+def check_windows(duration: float, length: float, stride: float) -> float:
+    """The number of windows (see `window_count`); more than `MAX_WINDOWS` is a `VideoOptionsError`."""
+    count = window_count(duration, length, stride)
+    if count > MAX_WINDOWS:
+        raise VideoOptionsError(_too_many_windows(duration, length, stride, count))
+    return count
+
+
+def _too_many_windows(duration: float, length: float, stride: float, count: float) -> str:
+    return (
+        f"window {length:g} s every {stride:g} s makes {_count(count)} windows over {duration:g} s, "
+        f"more than the {MAX_WINDOWS:,} allowed; use a longer stride (--stride)"
+    )
 
 
 def windows(duration: float, length: float, stride: float) -> list[Span]:
     """Spans of `length` seconds every `stride` seconds over [0, duration); the last is clipped.
 
     A video shorter than one window gives the single span [0, duration). A stride longer than the
-    window leaves gaps between spans, and no span starts at or after the end.
+    window leaves gaps between spans, and no span starts at or after the end. More than
+    `MAX_WINDOWS` spans are a `VideoOptionsError`, raised before any is made.
     """
     if not length > 0 or not stride > 0:
         raise ValueError(f"window length and stride must be positive, got length={length} stride={stride}")
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration}")
+    count = check_windows(duration, length, stride)
     spans, start = [], 0.0
     while True:
         end = min(start + length, duration)
@@ -129,12 +200,16 @@ def windows(duration: float, length: float, stride: float) -> list[Span]:
         start += stride
         if end >= duration - 1e-9 or start >= duration - 1e-9:
             return spans
+        if len(spans) >= MAX_WINDOWS:  # cannot happen after the check: a stride that stops advancing
+            raise VideoOptionsError(_too_many_windows(duration, length, stride, max(count, len(spans) + 1)))
 
 
 def frames_in(sample_pts: np.ndarray, spans: list[Span]) -> np.ndarray:
     """For each span, the [first, last) positions in the sorted `sample_pts` that fall inside it.
 
-    A span holding no sampled frame borrows the one nearest its centre, so every span has a score.
+    A span holding no sampled frame borrows the one nearest its centre (the first of equals), so
+    every span has a score; found by bisection, so the cost is that of the spans and frames, not
+    of their product.
     """
     starts = np.array([s.start_seconds for s in spans])
     ends = np.array([s.end_seconds for s in spans])
@@ -143,6 +218,9 @@ def frames_in(sample_pts: np.ndarray, spans: list[Span]) -> np.ndarray:
     empty = last <= first
     if np.any(empty):
         centres = (starts[empty] + ends[empty]) / 2
-        nearest = np.abs(sample_pts[None, :] - centres[:, None]).argmin(axis=1)
+        after = np.minimum(np.searchsorted(sample_pts, centres, side="left"), len(sample_pts) - 1)
+        before = np.searchsorted(sample_pts, sample_pts[np.maximum(after - 1, 0)], side="left")  # first of its equals
+        closer = np.abs(sample_pts[before] - centres) <= np.abs(sample_pts[after] - centres)
+        nearest = np.where(closer, before, after)
         first[empty], last[empty] = nearest, nearest + 1
     return np.stack([first, last], axis=1)

@@ -12,6 +12,7 @@ import torch
 
 from .. import sampling
 from ..embeddings import FrameEmbeddings
+from ..errors import naming
 from ..scoring import pooled_frames
 from .base import Encoder, Features, Identity, Plan
 
@@ -64,7 +65,11 @@ class FrameEncoder(Encoder):
         return {"uniform": int(run.num_frames)}
 
     def plan(self, timeline, run) -> FramePlan:
+        """The frames to embed; too many frames or windows for the video's length are refused here,
+        before any frame is read (the windows are laid out when the embeddings are scored)."""
         chosen = self.sampling(run)
+        if run.segments:
+            sampling.check_windows(timeline.duration, run.window, run.stride)
         if "fps" in chosen:
             sample = sampling.at_fps(timeline, chosen["fps"])
         else:
@@ -76,7 +81,8 @@ class FrameEncoder(Encoder):
         return self.embed_frames(batch).cpu().numpy()
 
     def features(self, embeddings: FrameEmbeddings, run) -> Features:
-        spans = sampling.windows(embeddings.duration, run.window, run.stride) if run.segments else None
+        with naming(embeddings.source):
+            spans = sampling.windows(embeddings.duration, run.window, run.stride) if run.segments else None
         whole, pooled = pooled_frames(embeddings, spans, run.pooling)
         return Features(whole, pooled, spans)
 

@@ -11,7 +11,7 @@ import torch
 
 from .. import sampling
 from ..embeddings import ClipEmbeddings
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, VideoOptionsError, naming
 from ..mapped import mapped_empty
 from .base import Encoder, Features, Identity, Plan, ScoreHead, normalise, projected, tokenize
 from .checkpoint import CheckpointEncoder
@@ -89,6 +89,16 @@ class XClipEncoder(CheckpointEncoder, Encoder):
         return {"frames_per_clip": self.frames_per_clip, "windows": [run.window, run.stride] if run.segments else None}
 
     def plan(self, timeline, run) -> ClipPlan:
+        """Every span's frames; more spans x frames per clip than `sampling.MAX_FRAMES` (or windows
+        than `sampling.MAX_WINDOWS`) are refused before any span is made or frame read."""
+        windows = sampling.check_windows(timeline.duration, run.window, run.stride) if run.segments else 0
+        frames = (1 + windows) * self.frames_per_clip
+        if frames > sampling.MAX_FRAMES:
+            raise VideoOptionsError(
+                f"{1 + windows:,} clips (the whole video, then window {run.window:g} s every {run.stride:g} s) of "
+                f"{self.frames_per_clip} frames take {frames:,} frames over {timeline.duration:g} s, more than the "
+                f"{sampling.MAX_FRAMES:,} allowed; use a longer stride (--stride)"
+            )
         spans = clip_spans(timeline.duration, run)
         per_span = np.stack([
             sampling.uniform(timeline, self.frames_per_clip, s.start_seconds, s.end_seconds).indices for s in spans
@@ -123,7 +133,8 @@ class XClipEncoder(CheckpointEncoder, Encoder):
 
     def features(self, embeddings: ClipEmbeddings, run) -> Features:
         stored = [sampling.Span(float(a), float(b)) for a, b in embeddings.spans]
-        spans = clip_spans(embeddings.duration, run)
+        with naming(embeddings.source):
+            spans = clip_spans(embeddings.duration, run)
         if stored != spans:
             raise InvalidInputError(
                 f"{embeddings.source}: clip embeddings were made for other windows; embed again with these options"
