@@ -32,7 +32,10 @@ SMALL_INFLATED = 64 * 2**20
 #: Which .npy format versions are read: numpy writes 1.0, and 2.0 for headers over 64 KiB.
 _NPY_VERSIONS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
 #: The metadata fields' types, checked on load.
-_META_TYPES = {"duration": (int, float), "model": str, "source": str, "sampling": dict, "fingerprint": (str, type(None))}
+_META_TYPES = {
+    "duration": (int, float), "model": str, "source": str, "sampling": dict, "fingerprint": (str, type(None)),
+    "gaps": list,
+}
 
 
 class StoredEmbeddings:
@@ -151,7 +154,14 @@ def _metadata(path: str, array: np.ndarray) -> dict:
     duration = meta.get("duration")
     if duration is not None and not (math.isfinite(duration) and duration > 0):
         raise InvalidInputError(f"{path}: the duration {duration!r} is not a positive number of seconds")
+    for gap in meta.get("gaps", []):
+        if not (isinstance(gap, list) and len(gap) == 2 and all(_seconds(t) for t in gap) and gap[0] < gap[1]):
+            raise InvalidInputError(f"{path}: the gaps field holds {str(gap)[:40]}, not [start, end] seconds")
     return meta
+
+
+def _seconds(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def _type_names(kind) -> str:

@@ -340,3 +340,20 @@ def test_a_damaged_transport_stream_gives_the_frames_asked_for_or_an_error(tmp_p
     expected = truth(path)
     for frame, seconds in zip(batch.data, batch.pts_seconds):
         assert np.abs(frame.astype(np.int16) - expected[round(float(seconds), 6)]).mean() < 1.5, (name, seconds)
+
+
+def test_stored_embeddings_keep_their_gaps_and_refuse_malformed_ones(tmp_path):
+    from actionzs.embeddings import FrameEmbeddings
+    from actionzs.errors import InvalidInputError
+
+    def stored(gaps):
+        return FrameEmbeddings(np.eye(3, 4, dtype=np.float32), np.arange(3), np.array([0.0, 1.0, 3.0]), 4.0,
+                               "m", "v.mp4", {"fps": 1.0}, "sha256:x", gaps)
+
+    path = tmp_path / "e.npz"
+    stored([[1.5, 3.0]]).save(path)
+    assert FrameEmbeddings.load(path).gaps == [[1.5, 3.0]]
+    for bad in ([["a", 2]], [[3.0, 1.0]], [[1.0]], [[float("nan"), 2.0]]):
+        stored(bad).save(path)
+        with pytest.raises(InvalidInputError, match=r"e.npz: the gaps field holds .*, not \[start, end\] seconds"):
+            FrameEmbeddings.load(path)
