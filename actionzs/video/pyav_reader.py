@@ -52,7 +52,6 @@ class PyAVReader(Reader):
         self._container = None
         self._frames: Iterator | None = None
         self._pos = -1  # the last frame the decoder gave (its index), -1 before the first
-        self._broken = False  # an untimed stream lost a frame: later frames cannot be placed
         first = self._restart()
         self._rotation = int(round(getattr(first, "rotation", 0) or 0)) % 360 // 90
         width, height = first.width, first.height
@@ -63,7 +62,9 @@ class PyAVReader(Reader):
         if self._container is not None:
             self._container.close()
         self._container = self._av.open(self._path, metadata_errors="ignore")
-        self._frames, self._pos, self._broken, self._sought = self._decode(), -1, False, False
+        self._container.streams[self._index.stream].codec_context.thread_count = 1  # see `_decode`
+        self._damage = _Damage()
+        self._frames, self._pos, self._sought = self._decode(), -1, False
         self._ahead: dict = {}  # frames decoded past the one wanted, by index (only after damage)
         try:
             first = next(self._frames)
@@ -73,25 +74,17 @@ class PyAVReader(Reader):
         return first
 
     def _decode(self) -> Iterator:
-        """The stream's frames in presentation order; a packet that does not decode is skipped."""
-        container = self._container
-        stream = container.streams[self._index.stream]
-        try:
-            for packet in container.demux(stream):
-                try:
-                    yield from packet.decode()
-                except self._av.error.FFmpegError as exc:
-                    log.debug("%s: a packet does not decode: %s", self._path, exc)
-                    if not self._index.timed:
-                        self._broken = True
-        except self._av.error.FFmpegError as exc:  # demuxing stopped: damage or a cut
-            log.debug("%s: demuxing stopped: %s", self._path, exc)
+        # Not a generator method: one would hold the reader, and a reader in a reference cycle is
+        # freed by `gc` at any moment, in a forked child too. PyAV's containers are in cycles of
+        # their own (container <-> stream): one decoding thread, so that freeing a codec there
+        # never waits for threads that live only in the parent.
+        return _decoded(self._av, self._container, self._container.streams[self._index.stream], self._damage)
 
     def _place(self, frame, counted: int) -> int | None:
         """The index of a decoded frame: by its time among the container's, or (a stream without
         times) by how many came before it; None for a frame the container does not present."""
         if not self._index.timed:
-            return None if self._broken else counted
+            return None if self._damage.seen else counted
         pts = frame.pts
         if pts is None:
             return None
@@ -195,3 +188,22 @@ class PyAVReader(Reader):
         if self._container is not None:
             self._container.close()
             self._container = None
+
+
+class _Damage:
+    """Whether a packet failed to decode since decoding (re)started."""
+
+    seen = False
+
+
+def _decoded(av, container, stream, damage: _Damage) -> Iterator:
+    """The stream's frames in presentation order; a packet that does not decode is skipped."""
+    try:
+        for packet in container.demux(stream):
+            try:
+                yield from packet.decode()
+            except av.error.FFmpegError as exc:
+                log.debug("%s: a packet does not decode: %s", container.name, exc)
+                damage.seen = True
+    except av.error.FFmpegError as exc:  # demuxing stopped: damage or a cut
+        log.debug("%s: demuxing stopped: %s", container.name, exc)
