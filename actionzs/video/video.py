@@ -14,6 +14,7 @@ from ..frames import FrameBatch, FrameSize, resize_dims
 from ..sampling import Timeline
 from .capture import STDERR, track
 from .messages import decoder_message
+from .pyav_reader import PyAVReader
 from .reader import Reader
 from .registry import auto_order, open_reader
 from .stream_index import StreamIndex
@@ -186,8 +187,6 @@ class Video:
         FFmpeg unless they are a first stretch the backend in use reads anyway. Nothing to ask
         FFmpeg, nothing decodes, frames lost a second time, or a chosen backend that fails where
         FFmpeg does not: `VideoDecodeError`."""
-        from .pyav_reader import PyAVReader
-
         failed = f"decoding failed: {reason}" if reason else "decoding failed"
         if self._index is None or self._kept is not None:
             raise VideoDecodeError(self.path, failed) from None
