@@ -291,7 +291,7 @@ def check_video(world: World, case: VideoCase) -> str:
     if case.judge == "ok-or-named":
         try:
             return _works(world, case, probe)
-        except Unhandled as exc:
+        except Unhandled:
             if probe.code != 1:
                 raise
             named = "av1" in probe.err.lower() and "no video stream" not in probe.err
