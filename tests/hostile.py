@@ -987,6 +987,18 @@ def _(w):
     return "exit 0, the name shown escaped"
 
 
+@cli_case("a file without read permission")
+def _(w):
+    if os.geteuid() == 0:
+        raise Skipped("running as root, which reads any file (test_video_errors.py covers the message)")
+    path = w.path("private.mp4")
+    shutil.copy(w.files["good"], path)
+    path.chmod(0)
+    run = w.cli("probe", "--json", path)
+    run.exit(1)
+    return f"exit 1, {short(run.error_line(str(path), 'permission denied'), 100)}"
+
+
 @cli_case("a name starting with a dash, after --")
 def _(w):
     run = w.cli("probe", "--json", "--", w.files["dash"])
