@@ -6,7 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import queue
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -34,20 +34,35 @@ def encode(
     fps: int = 25,
     pix_fmt: str = "yuv420p",
     rotation: int | None = None,
+    frame_times: Sequence[float] | None = None,
+    grain: int = 0,
 ) -> Path:
     """Like actionzs.testing.write_clip, with any PyAV codec and container/codec options;
-    `rotation` stores a display matrix (degrees counter-clockwise)."""
+    `rotation` stores a display matrix (degrees counter-clockwise). `frame_times` (seconds) gives
+    each frame its own pts in a 1/1000 time base (variable frame rate in any container); `grain`
+    adds noise of up to that many levels to the scene band, which makes frames cost bytes the
+    way real footage does (the index cells stay clean)."""
     import av
 
     path = Path(path)
+    rng = np.random.default_rng(0)
     with av.open(str(path), "w", options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.options = options or {}
         if rotation is not None:
             stream.set_display_rotation(rotation)
+        if frame_times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
         for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(draw_frame(i, width, height), format="rgb24")
+            picture = draw_frame(i, width, height)
+            if grain:
+                band = picture[height * 2 // 3 :].astype(np.int16)
+                band += rng.integers(-grain, grain + 1, band.shape, dtype=np.int16)
+                picture[height * 2 // 3 :] = np.clip(band, 0, 255)
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            if frame_times is not None:
+                frame.pts, frame.time_base = round(frame_times[i] * 1000), Fraction(1, 1000)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
