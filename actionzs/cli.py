@@ -392,6 +392,31 @@ def main(argv: list[str] | None = None) -> int:
     # (10-30 % of a run's CPU on 2 cores). Read when torch loads; a value the user set is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     closed = _reopen_closed_standard_streams()
+    stderr = sys.stderr
+    sys.stderr = _messages_stream(stderr)
+    try:
+        return _run(argv, closed)
+    finally:
+        if sys.stderr is not stderr:
+            sys.stderr.flush()
+            sys.stderr = stderr
+
+
+def _messages_stream(stderr):
+    """Where the CLI's own messages go: the same place as stderr, through a descriptor of their
+    own. Decoders print to file descriptor 2 directly, so while one runs (in a decoding thread)
+    fd 2 points at a capture file (see `video.capture`); a message written to fd 2 meanwhile, say
+    the previous file's error, would end up there and never be seen."""
+    try:
+        if stderr.fileno() != 2:
+            return stderr
+        stderr.flush()
+        return os.fdopen(os.dup(2), "w", buffering=1, encoding=stderr.encoding, errors=stderr.errors)
+    except (AttributeError, OSError, ValueError):  # not a real file (captured by a caller)
+        return stderr
+
+
+def _run(argv: list[str] | None, closed: set[int]) -> int:
     args = build_parser().parse_args(argv)
     if 1 in closed and (args.command == "probe" or args.command == "classify" and not args.output):
         _say("error: standard output is closed, so the results have nowhere to go; give -o FILE")

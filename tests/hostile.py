@@ -1106,8 +1106,8 @@ class Summary:
         return f"{len(self.outcomes)} tried, {len(self.outcomes) - len(self.failed)} handled"
 
 
-def run_all(folder: Path, jobs: int = 0) -> Summary:
-    """Build every input under `folder` (created) and judge every case."""
+def run_all(folder: Path, jobs: int = 0, only: str | None = None) -> Summary:
+    """Build every input under `folder` (created) and judge every case (whose name holds `only`)."""
     jobs = jobs or max(2, os.cpu_count() or 2)
     os.environ.setdefault("SVT_LOG", "1")  # the AV1 encoder's banner, off
     from transformers.utils import logging as hf_logging
@@ -1127,6 +1127,9 @@ def run_all(folder: Path, jobs: int = 0) -> Summary:
     cases = [Case(v.name, lambda w, v=v: check_video(w, v)) for v in world.videos] + CLI_CASES
     names = [c.name for c in cases]
     assert len(names) == len(set(names)), "two cases of one name"
+    if only:
+        cases = [c for c in cases if only in c.name]
+        names = [c.name for c in cases]
     order = sorted(cases, key=lambda c: not c.heavy)  # the slow ones first
     with concurrent.futures.ThreadPoolExecutor(8) as batches, concurrent.futures.ThreadPoolExecutor(4 * jobs) as pool:
         world.start_batches(batches)
@@ -1157,6 +1160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", metavar="DIR", help="write the inputs into DIR (created) and leave them there")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per case")
     parser.add_argument("-j", "--jobs", type=int, default=0, help="command lines at once (default: the number of CPUs)")
+    parser.add_argument("-k", metavar="TEXT", help="only the cases whose name holds TEXT (while fixing one)")
     args = parser.parse_args(argv)
     if args.keep:
         folder = Path(args.keep).resolve()
@@ -1166,7 +1170,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tempfile.mkdtemp(prefix="actionzs-hostile-"))
     started = time.monotonic()
     try:
-        summary = run_all(folder, args.jobs)
+        summary = run_all(folder, args.jobs, args.k)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
