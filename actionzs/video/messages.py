@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import struct
 
 _DECODER_CLUES = {
     "cannot find video stream": "no video stream (audio only, or not a video)",
@@ -23,10 +25,28 @@ def decoder_message(exc: BaseException) -> str:
     return message[:200]
 
 
-def missing_mp4_index(path: str, said: str) -> bool:
-    """An MP4/MOV file (it starts with an `ftyp` box) whose index the demuxer could not find: a
-    recording cut off before it was finished. Any other file named .mp4 gets the same complaint."""
-    if "moov atom not found" not in said:
+def missing_mp4_index(path: str) -> bool:
+    """An MP4/MOV file (its first box is `ftyp`) without a whole `moov` box, the index of its
+    samples: a recording cut off before it was finished. Walks the top-level boxes by their sizes."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            offset, first = 0, True
+            while offset + 8 <= size:
+                handle.seek(offset)
+                header = handle.read(16)
+                length, kind = struct.unpack(">I4s", header[:8])
+                if first and kind != b"ftyp":
+                    return False
+                if kind == b"moov":
+                    return offset + max(length, 8) > size  # cut inside the index itself
+                if length == 1 and len(header) == 16:
+                    length = struct.unpack(">Q", header[8:16])[0]
+                elif length == 0:  # the last box runs to the end of the file
+                    break
+                if length < 8:
+                    return False  # not boxes after all
+                offset, first = offset + length, False
+            return not first
+    except OSError:
         return False
-    with open(path, "rb") as handle:
-        return handle.read(12)[4:8] == b"ftyp"

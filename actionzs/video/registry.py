@@ -98,10 +98,9 @@ def open_reader(
         if cls is None:
             reasons.append(f"{name}: not a registered backend")
             continue
-        said: list[str] = []
         reader = None
         try:
-            with STDERR.capture() as said:
+            with STDERR.capture():
                 reader = cls(path, strict=strict, index=index) if cls.takes_index else cls(path, strict=strict)
                 if index is not None:
                     reader.use_timeline(agreed_timeline(name, reader, index), index.average_fps, index.timed)
@@ -111,10 +110,11 @@ def open_reader(
         except ImportError:
             reasons.append(f"{name}: not installed")
         except Exception as exc:  # decoders raise assorted errors on bad data; all mean "cannot open"
-            if missing_mp4_index(path, " ".join(said)):
-                reasons.append(f"{name}: the MP4 index (moov atom) is missing: the file is truncated or was never finished")
-            else:
-                reasons.append(f"{name}: {decoder_message(exc)}")
+            reasons.append(f"{name}: {decoder_message(exc)}")
         if reader is not None:
             reader.close()
+    if missing_mp4_index(path):  # one reason for all: no decoder can read samples it cannot find
+        raise VideoDecodeError(
+            path, "not a readable video: the MP4 index (moov atom) is missing or cut short: the file is truncated or was never finished"
+        )
     raise VideoDecodeError(path, "not a readable video (" + "; ".join(reasons) + ")")
