@@ -242,8 +242,8 @@ def test_truncated_faststart_mp4_gives_the_frames_that_decode(tmp_path, mp4s, fr
     truth_indices = indices_of(truth)
     assert 0 < len(truth) < CLIP_FRAMES
     video = open_video(path, backend_name)
-    # a lost frame before the end is a gap only PyAV can read around
-    assert video.backend == ("pyav" if backend_name == "auto" or video.timeline.gaps else backend_name)
+    # a lost frame before the end leaves frames only PyAV can read around
+    assert video.backend in (("pyav",) if backend_name == "auto" else ("pyav", backend_name))
     assert video.num_frames == len(truth) <= CLIP_FRAMES
     frames = video.get_frames(range(video.num_frames)).data
     assert indices_of(frames) == truth_indices

@@ -12,6 +12,7 @@ so memory depends on the chunk, never on the length of the file.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from pathlib import Path
@@ -35,6 +36,8 @@ from .registry import (
     video_suffixes,
 )
 from .video import CHUNK_BYTES, MAX_CHUNK_FRAMES, Video
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "AUTO_ORDER",
@@ -98,13 +101,22 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
     index = index_stream(path)
     name, reader = open_reader(path, auto_order(path) if auto else [backend], index, strict=auto)
     video = Video(reader, path, name, auto=auto, index=index)
+    said = False
     if index is not None and index.damaged:  # a cut or corrupt packet: find what decodes first
         try:
-            video.keep_decodable()
+            said = video.keep_decodable()  # it names the gaps when it drops frames
         except BaseException:
             video.close()
             raise
+    if video.timeline.gaps and not said:
+        log.warning("%s: a steady stream with no frames at %s (damaged, or frames dropped when recorded)",
+                    path, _spans(video.timeline.gaps))
     return video
+
+
+def _spans(gaps) -> str:
+    shown = ", ".join(f"{a:.3f}-{b:.3f} s" for a, b in gaps[:5])
+    return shown + (f" and {len(gaps) - 5} more" if len(gaps) > 5 else "")
 
 
 def image_video(image, name: str = "<image>") -> Video:

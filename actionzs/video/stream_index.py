@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -136,18 +138,54 @@ NO_TIME = np.iinfo(np.int64).min
 
 def _packets(container, stream) -> _Packets:
     pts, keys, damaged = [], [], False
-    try:
-        for packet in container.demux(stream):
-            if packet.size == 0 or packet.is_discard:
-                continue
-            pts.append(packet.pts if packet.pts is not None else packet.dts)
-            keys.append(packet.is_keyframe)
-            damaged = damaged or packet.is_corrupt
-    except Exception as exc:  # damage or a cut: the packets before it are what the file holds
-        log.debug("%s: demuxing stopped after %d packets: %s", container.name, len(pts), exc)
+    with _ffmpeg_errors() as complaints:
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.is_discard:
+                    continue
+                pts.append(packet.pts if packet.pts is not None else packet.dts)
+                keys.append(packet.is_keyframe)
+                damaged = damaged or packet.is_corrupt
+        except Exception as exc:  # damage or a cut: the packets before it are what the file holds
+            log.debug("%s: demuxing stopped after %d packets: %s", container.name, len(pts), exc)
+            damaged = True
+    if complaints:  # the demuxer or a parser met data it could not make sense of
+        log.debug("%s: FFmpeg, demuxing: %s", container.name, complaints[0][2].strip())  # (level, name, text)
         damaged = True
     ticks = np.array([NO_TIME if v is None else v for v in pts], np.int64)
     return _Packets(ticks, np.array(keys, bool), damaged)
+
+
+_LOGGING_LOCK = threading.Lock()
+_LOGGING_USERS = 0
+_LOGGING_BEFORE: tuple = (None, False)  # PyAV's log level and the "libav" logger's state, to restore
+
+
+@contextmanager
+def _ffmpeg_errors():
+    """The errors FFmpeg reports while this thread demuxes, as (level, name, text). PyAV keeps
+    FFmpeg's log off unless asked; it is switched on for the demux alone, and what other threads'
+    decoders report meanwhile is dropped, as it would have been. A level the user set is kept."""
+    import av.logging
+
+    global _LOGGING_USERS, _LOGGING_BEFORE
+    libav = logging.getLogger("libav")
+    with _LOGGING_LOCK:
+        if _LOGGING_USERS == 0:
+            _LOGGING_BEFORE = av.logging.get_level(), libav.disabled
+            if _LOGGING_BEFORE[0] is None:
+                av.logging.set_level(av.logging.ERROR)
+                libav.disabled = True
+        _LOGGING_USERS += 1
+    try:
+        with av.logging.Capture(local=True) as logs:
+            yield logs
+    finally:
+        with _LOGGING_LOCK:
+            _LOGGING_USERS -= 1
+            if _LOGGING_USERS == 0 and _LOGGING_BEFORE[0] is None:
+                av.logging.set_level(None)
+                libav.disabled = _LOGGING_BEFORE[1]
 
 
 def _index(path, format_name, stream, count, codec, packets: _Packets) -> StreamIndex:
@@ -168,7 +206,8 @@ def _index(path, format_name, stream, count, codec, packets: _Packets) -> Stream
         seconds = (pts[order] - pts[order][0]) * float(time_base)
         if len(seconds) > 1 and not np.all(np.diff(np.round(seconds, 6)) > 0):
             raise VideoDecodeError(path, "frames less than a microsecond apart: the stream's times cannot be right")
-        timeline = Timeline(np.round(seconds, 6), _duration(seconds, stream))
+        seconds = np.round(seconds, 6)
+        timeline = Timeline(seconds, _duration(seconds, stream), _skipped(seconds))
         keyframe_pts = np.sort(pts[keys])
         presented = pts[order]
     else:
@@ -181,6 +220,25 @@ def _index(path, format_name, stream, count, codec, packets: _Packets) -> Stream
         path, format_name, stream.index, count, codec, stream.codec_context.width, stream.codec_context.height,
         time_base, presented, keyframe_pts, not untimed, reordered, timeline, packets.damaged,
     )
+
+
+#: A stream is steady when this share of its frame intervals lies within half an interval of the
+#: typical one; in a steady stream a step of over 1.5 intervals means frames are missing.
+STEADY_SHARE = 0.95
+
+
+def _skipped(seconds: np.ndarray) -> tuple[tuple[float, float], ...]:
+    """The stretches a steady stream has no frames for (damage the demuxer skipped, or frames a
+    recorder dropped), from the frame after the last one before to the first one after."""
+    if len(seconds) < 10:
+        return ()
+    steps = np.diff(seconds)
+    typical = float(np.median(steps))
+    steady = np.mean(np.abs(steps - typical) <= 0.5 * typical) >= STEADY_SHARE
+    if not (typical > 0 and steady):
+        return ()  # a variable frame rate: long steps are its own
+    jumps = np.flatnonzero(steps > 1.5 * typical)
+    return tuple((round(float(seconds[i] + typical), 6), float(seconds[i + 1])) for i in jumps)
 
 
 def _duration(seconds: np.ndarray, stream) -> float:

@@ -215,7 +215,7 @@ class Video:
             return before != full.num_frames
         end = full.pts_seconds[kept[-1] + 1] if kept[-1] + 1 < full.num_frames else full.duration
         lost = np.setdiff1d(np.arange(full.num_frames), kept)
-        gaps = _runs(lost, full)
+        gaps = _merged([*full.gaps, *_runs(lost, full)])
         self._timeline = Timeline(full.pts_seconds[kept], round(float(end), 6), tuple(gaps))
         log.warning(
             "%s: %d of %d frames do not decode (damaged or cut); using the %d that do; missing: %s",
@@ -262,3 +262,14 @@ def _runs(lost: np.ndarray, timeline: Timeline) -> list[tuple[float, float]]:
         end = pts[run[-1] + 1] if run[-1] + 1 < len(pts) else timeline.duration
         spans.append((round(float(pts[run[0]]), 6), round(float(end), 6)))
     return spans
+
+
+def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The union of time spans, as sorted spans that neither overlap nor touch."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
