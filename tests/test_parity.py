@@ -3,7 +3,9 @@
 The clips are generated at sizes the model's resize leaves alone (shortest side 224 for CLIP and
 X-CLIP, 224x224 for SigLIP, which resizes to a fixed square), so the decoder's resize and the
 transformers image processor's resize are both the identity and the comparison is exact up to float
-rounding. Everything runs in float32 unless a test is about bfloat16.
+rounding. Still images of every size and mode (tiny, very wide, palette, 16-bit, CMYK, transparency,
+EXIF orientations) are compared with the zero-shot-image pipeline. Everything runs in float32 unless
+a test is about bfloat16.
 """
 
 from __future__ import annotations
@@ -67,6 +69,13 @@ def hf_model(model_dir: str):
 @functools.lru_cache(maxsize=None)
 def classifier(model_dir: str, dtype: str = "float32"):
     return actionzs.pipeline(model_dir, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def image_pipeline(model_dir: str):
+    import transformers
+
+    return transformers.pipeline("zero-shot-image-classification", model=model_dir, dtype=torch.float32)
 
 
 DUAL = {
@@ -247,6 +256,113 @@ def test_image_matches_transformers_zero_shot_image_pipeline(dual, pattern_image
     np.testing.assert_allclose(by_label(from_file), expected, atol=TOL, rtol=0)
     from_array = clf(np.asarray(pattern_image), candidate_labels=LABELS, hypothesis_template=template)
     np.testing.assert_allclose(by_label(from_array), expected, atol=TOL, rtol=0)
+
+
+# -- every image size and mode --------------------------------------------------------------------
+
+
+def texture(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """uint8 RGB [height, width, 3]: gradients with a block of noise, so any resampling difference shows."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width]
+    pixels = np.stack([xx * 255 // max(width - 1, 1), yy * 255 // max(height - 1, 1), ((xx + yy) % 64) * 4], axis=-1)
+    pixels = pixels.astype(np.uint8)
+    pixels[height // 4 : 3 * height // 4, width // 4 : 3 * width // 4] = rng.integers(
+        0, 256, (3 * height // 4 - height // 4, 3 * width // 4 - width // 4, 3), dtype=np.uint8
+    )
+    return pixels
+
+
+def _with_alpha(image, seed: int = 1):
+    from PIL import Image
+
+    alpha = np.random.default_rng(seed).integers(0, 256, image.size[::-1], dtype=np.uint8)
+    image = image.copy()
+    image.putalpha(Image.fromarray(alpha))
+    return image
+
+
+def write_image(case: str, folder: Path) -> Path:
+    """The image file of `case`: "rgb-WxH", a PIL mode, or "exif-N" (a JPEG with orientation N)."""
+    from PIL import Image
+
+    base = Image.fromarray(texture(61, 47))  # not square: every EXIF rotation changes the shape
+    path = folder / f"{case}.png"
+    if case.startswith("rgb-"):
+        width, height = map(int, case[4:].split("x"))
+        Image.fromarray(texture(width, height)).save(path)
+    elif case.startswith("exif-"):
+        exif = Image.Exif()
+        exif[0x0112] = int(case[5:])
+        path = path.with_suffix(".jpg")
+        base.save(path, quality=95, exif=exif.tobytes())
+    elif case == "CMYK":
+        path = path.with_suffix(".jpg")
+        base.convert("CMYK").save(path, quality=95)
+    elif case == "I;16":
+        Image.fromarray(texture(61, 47)[..., 0].astype(np.uint16) * 257 + 3).save(path)  # 16-bit grey PNG
+    elif case in ("RGBA", "LA"):
+        _with_alpha(base.convert(case[:-1])).save(path)
+    elif case.startswith("P"):
+        palette = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=32)
+        if case == "P-transparent":  # one palette entry transparent (tRNS): PIL reads it as an index
+            palette.save(path, transparency=palette.getpixel((30, 23)))
+        elif case == "P-alpha-palette":  # an alpha value for every palette entry
+            palette.save(path, transparency=bytes(range(0, 256, 8)))
+        else:
+            palette.save(path)
+    elif case == "L-transparent":
+        grey = base.convert("L")
+        grey.save(path, transparency=grey.getpixel((30, 23)))
+    elif case == "RGB-transparent":
+        base.save(path, transparency=base.getpixel((30, 23)))
+    else:  # a plain mode: "L", "1"
+        base.convert(case).save(path)
+    return path
+
+
+IMAGE_CASES = (
+    [f"rgb-{w}x{h}" for w, h in [(300, 240), (1, 1), (3, 5), (5, 3), (1000, 7), (7, 1000), (50, 40), (223, 225), (161, 121)]]
+    + ["L", "1", "LA", "RGBA", "P", "P-transparent", "P-alpha-palette", "L-transparent", "RGB-transparent", "I;16", "CMYK"]
+    + [f"exif-{n}" for n in range(1, 9)]
+)
+#: The image pipeline's checkpoints: CLIP, and the SigLIP whose scores move most with the pixels.
+IMAGE_MODELS = {"clip": "clip_dir", "siglip-scaled": "siglip_scaled_dir"}
+
+
+@pytest.mark.filterwarnings("ignore:Palette images with Transparency expressed in bytes")  # PIL, on both sides
+@pytest.mark.parametrize("case", IMAGE_CASES)
+@pytest.mark.parametrize("model", sorted(IMAGE_MODELS))
+def test_every_image_size_and_mode_matches_the_zero_shot_image_pipeline(model, case, tmp_path, request):
+    """A path, the PIL image opened from it and its pixel array score as transformers' pipeline
+    scores the same input (an array as the pipeline scores `Image.fromarray` of it), and the model
+    sees the image processor's own tensor."""
+    from PIL import Image
+    from transformers.image_utils import load_image
+
+    model_dir = str(request.getfixturevalue(IMAGE_MODELS[model]))
+    path = write_image(case, tmp_path)
+    template = "This is a photo of {}."
+    hf, clf = image_pipeline(model_dir), classifier(model_dir)
+
+    expected = by_label(hf(str(path), candidate_labels=LABELS))
+    from_path = clf(str(path), candidate_labels=LABELS, hypothesis_template=template)
+    np.testing.assert_allclose(by_label(from_path), expected, atol=TOL, rtol=0)
+    with Image.open(path) as image:
+        from_pil = clf(image, candidate_labels=LABELS, hypothesis_template=template)
+        np.testing.assert_allclose(by_label(from_pil), expected, atol=TOL, rtol=0)
+        array = np.asarray(image)
+    if array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] in (3, 4):  # RGB, RGBA: the arrays accepted
+        from_array = clf(array, candidate_labels=LABELS, hypothesis_template=template)
+        expected_array = by_label(hf(Image.fromarray(array), candidate_labels=LABELS))
+        np.testing.assert_allclose(by_label(from_array), expected_array, atol=TOL, rtol=0)
+
+    preprocess = clf.encoder.preprocessor
+    with actionzs.open_video(path) as video:
+        ours = preprocess(video.get_frames([0], preprocess.decode_size).data)
+    theirs = hf.image_processor(images=[load_image(str(path))], return_tensors="pt")["pixel_values"]
+    assert ours.shape == theirs.shape
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
 
 
 # -- bfloat16 against float32 ---------------------------------------------------------------------
