@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import VideoDecodeError
-from .image_reader import IMAGE_SUFFIXES, ImageReader, open_image
+from .image_reader import IMAGE_SUFFIXES, ImageReader, open_image, too_many_pixels
 from .reader import Reader
 from .stream_index import StreamIndex, index_stream
 from .registry import (
@@ -99,7 +99,14 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
         return Video(open_image(path), path, "image")
     auto = backend == "auto"
     index = index_stream(path)
+    refused = index and too_many_pixels(index.width, index.height, "frames")  # an image bomb named .mp4
+    if refused:
+        raise VideoDecodeError(path, refused)
     name, reader = open_reader(path, auto_order(path) if auto else [backend], index, strict=auto)
+    refused = too_many_pixels(reader.width, reader.height, "frames")  # what FFmpeg could not index
+    if refused:
+        reader.close()
+        raise VideoDecodeError(path, refused)
     video = Video(reader, path, name, auto=auto, index=index)
     said = False
     if index is not None and index.damaged:  # a cut or corrupt packet: find what decodes first

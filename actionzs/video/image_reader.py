@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import threading
+import warnings
+
 import numpy as np
 
 from ..errors import VideoDecodeError
@@ -49,13 +53,55 @@ class ImageReader(Reader):
         return np.repeat(np.asarray(image)[None], len(indices), axis=0)
 
 
+#: Serialises the warning filter `open_image` sets while PIL reads a header (the filter list is
+#: the process's own: two threads changing it at once could leave one of their filters behind).
+_WARNINGS_LOCK = threading.Lock()
+
+
+def pixel_limit() -> int | None:
+    """The most pixels an image may have: PIL's own `Image.MAX_IMAGE_PIXELS`, read each time (a
+    program may change it; None turns the check off)."""
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else int(limit)
+
+
+def too_many_pixels(width: int, height: int, what: str = "image") -> str | None:
+    """Why an image (`what`="image") or a video's frames ("frames") of `width` x `height` are
+    refused (more pixels than PIL's decompression-bomb limit), or None."""
+    limit = pixel_limit()
+    if limit is None or max(width, 1) * max(height, 1) <= limit:
+        return None
+    verb = "is" if what == "image" else "are"
+    return f"{what} of {width} x {height} pixels {verb} larger than the {limit:,}-pixel limit (PIL.Image.MAX_IMAGE_PIXELS)"
+
+
 def open_image(path: str) -> ImageReader:
-    """The image file at `path`, decoded at once (the file is not kept open)."""
+    """The image file at `path`, decoded at once (the file is not kept open). An image declaring
+    more pixels than PIL's limit is refused from its header, before any pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            # PIL warns above its limit and raises above twice it; both are refused, naming the size.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            refused = too_many_pixels(*image.size)
+            if refused:
+                raise VideoDecodeError(path, refused)
             image.load()
             return ImageReader(image)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise VideoDecodeError(path, _bomb_reason(exc)) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise VideoDecodeError(path, f"not a readable image ({exc})") from None
+
+
+def _bomb_reason(exc: Exception) -> str:
+    """PIL's DecompressionBombError said the way `too_many_pixels` says it (PIL gives no size)."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    count = f"{int(found.group(1)):,} pixels" if found else "its size"
+    limit = pixel_limit()
+    return f"image of {count} is larger than the {limit or 0:,}-pixel limit (PIL.Image.MAX_IMAGE_PIXELS)"

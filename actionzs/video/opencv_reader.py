@@ -10,6 +10,7 @@ import numpy as np
 from ..errors import FrameIndexError, VideoDecodeError
 from ..frames import FrameSize, resize_dims
 from ..sampling import Timeline
+from .image_reader import too_many_pixels
 from .reader import Reader
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,10 @@ class OpenCVReader(Reader):
         self.average_fps = float(average_fps)
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        refused = too_many_pixels(self.width, self.height, "frames")
+        if refused:  # before counting frames decodes one (an image bomb renamed .mp4 opens here)
+            self.close()
+            raise VideoDecodeError(path, refused)
         num_frames = self._true_frame_count(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
         if num_frames == 0:
             raise VideoDecodeError(path, "no decodable video frames")
