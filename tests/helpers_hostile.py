@@ -316,8 +316,9 @@ def odd_images(folder: str | Path) -> dict[str, tuple[Path, np.ndarray | None]]:
     save("palette.png", Image.fromarray(picture).convert("P", palette=Image.Palette.ADAPTIVE, colors=16))
     palette = Image.fromarray(picture).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
     save("palette transparent.png", palette, transparency=0)
-    # 16 bits a sample: a viewer shows the top 8 bits (v >> 8); clipping at 255 would show white
-    save("grey 16-bit.png", Image.fromarray(grey.astype(np.uint16) * 257), np.repeat(grey[..., None], 3, axis=-1))
+    # 16 bits a sample: a viewer shows the top 8 bits, but transformers' zero-shot-image pipeline
+    # (load_image: a plain convert("RGB")) clips at 255, and parity with that pipeline is the rule
+    save("grey 16-bit.png", Image.fromarray(grey.astype(np.uint16) * 257))
     import cv2
 
     cv2.imwrite(str(folder / "rgb 16-bit.png"), picture[..., ::-1].astype(np.uint16) * 257)

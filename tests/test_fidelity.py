@@ -293,6 +293,8 @@ def test_damage_in_the_middle_keeps_what_decodes(tmp_path, suffix, caplog):
         wanted = np.arange(0, video.num_frames, 3)
         batch = video.get_frames(wanted)
     assert video.num_frames > 150  # most of the 300 frames
+    if video.num_frames < 300:  # what is lost is said: as gaps in time, or (AVI) as frames the header lists
+        assert video.timeline.gaps or "missing from the file" in caplog.text
     expected = truth(path)
     for frame, seconds in zip(batch.data, batch.pts_seconds):
         assert round(float(seconds), 6) in expected

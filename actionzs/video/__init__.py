@@ -118,6 +118,9 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
     if video.timeline.gaps and not said:
         log.warning("%s: a steady stream with no frames at %s (damaged, or frames dropped when recorded)",
                     path, _spans(video.timeline.gaps))
+    if index is not None and index.unaccounted:
+        log.warning("%s: its header lists %d frames, %d of them missing from the file (damaged or cut; "
+                    "where cannot be told)", path, index.listed, index.unaccounted)
     return video
 
 

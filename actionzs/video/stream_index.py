@@ -44,7 +44,16 @@ class StreamIndex:
     whether they are real (else evenly spaced at `average_fps`). `keyframe_pts` are the keyframes'
     times, `reordered` whether frames are stored out of presentation order (B-frames), `damaged`
     whether demuxing met damage (a corrupt or cut packet): some listed frames may not decode.
+    `listed` is the frame count the header states (0: none), which damage or a cut may leave short.
     """
+
+    @property
+    def unaccounted(self) -> int:
+        """Frames a container that numbers its frames by position (AVI) lists in its header but
+        does not hold: lost to damage or a cut, at times it cannot tell."""
+        if self.format_name.split(",")[0] not in _UNTIMED_FORMATS:
+            return 0  # elsewhere a header's count may include frames an edit list hides
+        return max(0, self.listed - self.num_frames)
 
     path: str
     format_name: str
@@ -60,6 +69,7 @@ class StreamIndex:
     reordered: bool
     timeline: Timeline
     damaged: bool = False
+    listed: int = 0
 
     @property
     def num_frames(self) -> int:
@@ -218,7 +228,7 @@ def _index(path, format_name, stream, count, codec, packets: _Packets) -> Stream
         time_base, untimed = Fraction(1, 1), True
     return StreamIndex(
         path, format_name, stream.index, count, codec, stream.codec_context.width, stream.codec_context.height,
-        time_base, presented, keyframe_pts, not untimed, reordered, timeline, packets.damaged,
+        time_base, presented, keyframe_pts, not untimed, reordered, timeline, packets.damaged, int(stream.frames or 0),
     )
 
 
