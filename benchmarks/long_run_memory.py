@@ -129,8 +129,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model", choices=("b32", "tiny"), default="b32", help="checkpoint shapes (default b32)")
     parser.add_argument("--two-hours", action="store_true", help="also a 2-hour clip")
     parser.add_argument("--ten-minutes", action="store_true", help="also a 10-minute clip (is a level reached early?)")
-    parser.add_argument("--backend", choices=("auto", "decord", "opencv"), default="auto",
-                        help="the CLI's --backend (default auto = decord, as shipped)")
+    parser.add_argument("--backend", choices=("auto", "decord", "pyav", "opencv"), default="auto",
+                        help="the CLI's --backend (default auto: decord for these MP4 clips, as shipped)")
     parser.add_argument("--decode-workers", type=int, default=1, metavar="N", help="the CLI's --decode-workers (default 1)")
     parser.add_argument("--child", metavar="VIDEO", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
