@@ -82,8 +82,10 @@ class StreamIndex:
     @property
     def seekable(self) -> bool:
         """Whether a seek lands where a full decode would have been: the container carries
-        times of its own (in AVI, packets only count, and a damaged one shifts the count)."""
-        return self.timed and self.format_name.split(",")[0] not in _UNTIMED_FORMATS
+        times of its own (in AVI, packets only count, and a damaged one shifts the count), and
+        nothing is damaged (past damage, a decoder started at another keyframe conceals it with
+        other pictures than a full decode shows)."""
+        return self.timed and not self.damaged and self.format_name.split(",")[0] not in _UNTIMED_FORMATS
 
     @property
     def mp4_family(self) -> bool:
