@@ -64,6 +64,10 @@ class Timeline:
         idx = np.searchsorted(self.pts_seconds, np.asarray(seconds, np.float64) + 1e-9, side="right") - 1
         return np.clip(idx, 0, self.num_frames - 1)
 
+    def end_of(self, index: int) -> float:
+        """When frame `index` stops being shown: the next frame's time, or the end of the video."""
+        return float(self.pts_seconds[index + 1]) if index + 1 < self.num_frames else self.duration
+
     def __repr__(self) -> str:
         return f"Timeline(frames={self.num_frames}, duration={self.duration:.3f}s)"
 

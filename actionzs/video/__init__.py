@@ -21,8 +21,8 @@ import numpy as np
 
 from ..errors import VideoDecodeError
 from .image_reader import IMAGE_SUFFIXES, ImageReader, open_image, too_many_pixels
+from .messages import spans_text
 from .reader import Reader
-from .stream_index import StreamIndex, index_stream
 from .registry import (
     AUTO_ORDER,
     AVAILABLE_BACKENDS,
@@ -35,6 +35,7 @@ from .registry import (
     register_backend,
     video_suffixes,
 )
+from .stream_index import StreamIndex, index_stream
 from .video import CHUNK_BYTES, MAX_CHUNK_FRAMES, Video
 
 log = logging.getLogger(__name__)
@@ -117,16 +118,11 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
             raise
     if video.timeline.gaps and not said:
         log.warning("%s: a steady stream with no frames at %s (damaged, or frames dropped when recorded)",
-                    path, _spans(video.timeline.gaps))
+                    path, spans_text(video.timeline.gaps))
     if index is not None and index.unaccounted:
         log.warning("%s: its header lists %d frames, %d of them missing from the file (damaged or cut; "
                     "where cannot be told)", path, index.listed, index.unaccounted)
     return video
-
-
-def _spans(gaps) -> str:
-    shown = ", ".join(f"{a:.3f}-{b:.3f} s" for a, b in gaps[:5])
-    return shown + (f" and {len(gaps) - 5} more" if len(gaps) > 5 else "")
 
 
 def image_video(image, name: str = "<image>") -> Video:

@@ -50,3 +50,9 @@ def missing_mp4_index(path: str) -> bool:
             return not first
     except OSError:
         return False
+
+
+def spans_text(spans, most: int = 5) -> str:
+    """Stretches of time as a warning shows them: "1.000-2.500 s, ..." (the first `most`)."""
+    shown = ", ".join(f"{a:.3f}-{b:.3f} s" for a, b in spans[:most])
+    return shown + (f" and {len(spans) - most} more" if len(spans) > most else "")

@@ -13,7 +13,7 @@ from ..errors import FrameIndexError, TimelineChanged, VideoDecodeError
 from ..frames import FrameBatch, FrameSize, resize_dims
 from ..sampling import Timeline
 from .capture import STDERR, track
-from .messages import decoder_message
+from .messages import decoder_message, spans_text
 from .pyav_reader import PyAVReader
 from .reader import Reader
 from .registry import auto_order, open_reader
@@ -213,13 +213,12 @@ class Video:
         if len(kept) == full.num_frames:
             self._timeline = full
             return before != full.num_frames
-        end = full.pts_seconds[kept[-1] + 1] if kept[-1] + 1 < full.num_frames else full.duration
         lost = np.setdiff1d(np.arange(full.num_frames), kept)
         gaps = _merged([*full.gaps, *_runs(lost, full)])
-        self._timeline = Timeline(full.pts_seconds[kept], round(float(end), 6), tuple(gaps))
+        self._timeline = Timeline(full.pts_seconds[kept], round(full.end_of(kept[-1]), 6), tuple(gaps))
         log.warning(
             "%s: %d of %d frames do not decode (damaged or cut); using the %d that do; missing: %s",
-            self.path, len(lost), full.num_frames, len(kept), ", ".join(f"{a:.3f}-{b:.3f} s" for a, b in gaps),
+            self.path, len(lost), full.num_frames, len(kept), spans_text(gaps),
         )
         return True
 
@@ -255,13 +254,8 @@ class Video:
 
 def _runs(lost: np.ndarray, timeline: Timeline) -> list[tuple[float, float]]:
     """The stretches of time [start, end) of runs of consecutive lost frames."""
-    pts = timeline.pts_seconds
     runs = np.split(lost, np.flatnonzero(np.diff(lost) > 1) + 1)
-    spans = []
-    for run in runs:
-        end = pts[run[-1] + 1] if run[-1] + 1 < len(pts) else timeline.duration
-        spans.append((round(float(pts[run[0]]), 6), round(float(end), 6)))
-    return spans
+    return [(round(float(timeline.pts_seconds[run[0]]), 6), round(timeline.end_of(run[-1]), 6)) for run in runs]
 
 
 def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
