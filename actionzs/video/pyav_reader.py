@@ -94,7 +94,7 @@ class PyAVReader(Reader):
     def _next(self):
         """The next placed frame and its index, or (None, None) at the end of the stream."""
         while True:
-            if getattr(self, "_pending", None) is not None:
+            if self._pending is not None:
                 frame, self._pending = self._pending, None
             else:
                 frame = next(self._frames, None)

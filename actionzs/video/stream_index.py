@@ -47,14 +47,6 @@ class StreamIndex:
     `listed` is the frame count the header states (0: none), which damage or a cut may leave short.
     """
 
-    @property
-    def unaccounted(self) -> int:
-        """Frames a container that numbers its frames by position (AVI) lists in its header but
-        does not hold: lost to damage or a cut, at times it cannot tell."""
-        if self.format_name.split(",")[0] not in _UNTIMED_FORMATS:
-            return 0  # elsewhere a header's count may include frames an edit list hides
-        return max(0, self.listed - self.num_frames)
-
     path: str
     format_name: str
     stream: int
@@ -80,22 +72,39 @@ class StreamIndex:
         return self.num_frames / self.timeline.duration
 
     @property
+    def demuxer(self) -> str:
+        """FFmpeg's name for the container format ("mov" for the whole MP4 family, "avi", ...)."""
+        return _demuxer(self.format_name)
+
+    @property
     def seekable(self) -> bool:
         """Whether a seek lands where a full decode would have been: the container carries
         times of its own (in AVI, packets only count, and a damaged one shifts the count), and
         nothing is damaged (past damage, a decoder started at another keyframe conceals it with
         other pictures than a full decode shows)."""
-        return self.timed and not self.damaged and self.format_name.split(",")[0] not in _UNTIMED_FORMATS
+        return self.timed and not self.damaged and self.demuxer not in _UNTIMED_FORMATS
 
     @property
     def mp4_family(self) -> bool:
-        return self.format_name.split(",")[0] == MP4_FORMAT
+        return self.demuxer == MP4_FORMAT
+
+    @property
+    def unaccounted(self) -> int:
+        """Frames a container that numbers its frames by position (AVI) lists in its header but
+        does not hold: lost to damage or a cut, at times it cannot tell."""
+        if self.demuxer not in _UNTIMED_FORMATS:
+            return 0  # elsewhere a header's count may include frames an edit list hides
+        return max(0, self.listed - self.num_frames)
 
     def __repr__(self) -> str:
         return (
             f"StreamIndex({self.path!r}, stream={self.stream} of {self.video_streams}, {self.codec}, "
             f"frames={self.num_frames}, timed={self.timed}, reordered={self.reordered})"
         )
+
+
+def _demuxer(format_name: str) -> str:
+    return format_name.split(",")[0]
 
 
 def default_stream(container):
@@ -209,8 +218,9 @@ def _index(path, format_name, stream, count, codec, packets: _Packets) -> Stream
     # (AVI) numbers its packets in order, which is their time only in a stream without B-frames.
     reordered = bool(np.any(np.diff(pts) < 0))
     untimed = np.any(pts == NO_TIME) or len(np.unique(pts)) < len(pts)
-    if format_name.split(",")[0] in _UNTIMED_FORMATS:
-        _nominal_fps(path, stream)  # packets are numbered at the header's rate: it must be sane
+    rate = None
+    if _demuxer(format_name) in _UNTIMED_FORMATS:
+        rate = _nominal_fps(path, stream)  # packets are numbered at the header's rate: it must be sane
         if reordered or stream.codec_context.has_b_frames:
             untimed, reordered = True, True
     if not untimed:
@@ -223,11 +233,10 @@ def _index(path, format_name, stream, count, codec, packets: _Packets) -> Stream
         keyframe_pts = np.sort(pts[keys])
         presented = pts[order]
     else:
-        rate = _nominal_fps(path, stream)
-        timeline = Timeline.constant_rate(len(pts), rate)
+        timeline = Timeline.constant_rate(len(pts), rate or _nominal_fps(path, stream))
         presented = np.arange(len(pts), dtype=np.int64)
         keyframe_pts = np.flatnonzero(keys).astype(np.int64)  # frame numbers
-        time_base, untimed = Fraction(1, 1), True
+        time_base = Fraction(1, 1)
     return StreamIndex(
         path, format_name, stream.index, count, codec, stream.codec_context.width, stream.codec_context.height,
         time_base, presented, keyframe_pts, not untimed, reordered, timeline, packets.damaged, int(stream.frames or 0),
@@ -297,11 +306,5 @@ def agreed_timeline(name: str, reader, index: StreamIndex) -> Timeline:
         raise VideoDecodeError(index.path, f"{reason}; it would read wrong frames")
     if own < index.num_frames:  # frames past the end do not decode: a cut file
         log.info("%s: %d of the %d frames the container lists decode", index.path, own, index.num_frames)
-        return Timeline(index.timeline.pts_seconds[:own], _cut_duration(index.timeline, own))
+        return Timeline(index.timeline.pts_seconds[:own], index.timeline.end_of(own - 1))
     return index.timeline
-
-
-def _cut_duration(timeline: Timeline, count: int) -> float:
-    if count == timeline.num_frames:
-        return timeline.duration
-    return float(timeline.pts_seconds[count])
