@@ -36,6 +36,9 @@ class Truth:
     height: int
     last_duration: float  # how long the last frame is shown
     frames: list[np.ndarray]  # the pictures (RGB, as displayed)
+    #: Frames whose picture depends on how the decoder runs (one thread or several): damage the
+    #: decoder hides by guessing, so no picture of them is the true one.
+    concealed: frozenset[int] = frozenset()
 
     @property
     def count(self) -> int:
@@ -66,7 +69,20 @@ def default_video_stream(container):
 
 def truth(path: str | Path, *, quarter_turns: int = 0, keep_frames: bool = False) -> Truth:
     """Decode the default video stream of `path` with PyAV, every packet in order, and say what
-    it presents. `quarter_turns` turns each picture counter-clockwise (a rotation tag's display)."""
+    it presents. `quarter_turns` turns each picture counter-clockwise (a rotation tag's display).
+    With `keep_frames`, the pictures too, and which of them are concealed damage: the stream is
+    decoded a second time on one thread, and a frame whose picture differs has none that is true."""
+    told = _decoded(path, quarter_turns, keep_frames, threads=None)
+    if keep_frames:
+        single = _decoded(path, quarter_turns, keep_frames, threads=1).frames
+        told.concealed = frozenset(
+            i for i, (a, b) in enumerate(zip(told.frames, single)) if not np.array_equal(a, b)
+        )
+    return told
+
+
+def _decoded(path: str | Path, quarter_turns: int, keep_frames: bool, threads: int | None) -> Truth:
+    """`truth` by one decode: on FFmpeg's own choice of threads, or on `threads`."""
     import av
 
     times, indices, frames = [], [], []
@@ -76,6 +92,8 @@ def truth(path: str | Path, *, quarter_turns: int = 0, keep_frames: bool = False
         stream = default_video_stream(container)
         if stream is None:
             raise ValueError(f"{path}: no video stream")
+        if threads is not None:
+            stream.thread_count = threads
         rate = float(stream.average_rate or stream.base_rate or 25)
         first = None
         try:

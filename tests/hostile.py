@@ -378,7 +378,8 @@ def _right_pictures(world: World, case: VideoCase, indices, vectors) -> None:
     truths = case.truth_vectors
     drawn = case.truth.indices
     for index, vector in zip(indices.tolist(), vectors):
-        if index >= len(truths) or (case.written is not None and not 0 <= drawn[index] < case.written):
+        if (index >= len(truths) or index in case.truth.concealed
+                or (case.written is not None and not 0 <= drawn[index] < case.written)):
             continue  # concealed damage: no clean picture to compare with
         nearest = int(np.argmax(truths @ vector))
         expect(drawn[nearest] == drawn[index], f"frame {index} to show index {drawn[index]}",
