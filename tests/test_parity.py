@@ -1,11 +1,11 @@
 """actionzs scores equal what plain transformers computes for the same frames, texts and checkpoint.
 
-The clips are generated at sizes the model's resize leaves alone (shortest side 224 for CLIP and
-X-CLIP, 224x224 for SigLIP, which resizes to a fixed square), so the decoder's resize and the
-transformers image processor's resize are both the identity and the comparison is exact up to float
-rounding. Still images of every size and mode (tiny, very wide, palette, 16-bit, CMYK, transparency,
-EXIF orientations) are compared with the zero-shot-image pipeline. Everything runs in float32 unless
-a test is about bfloat16.
+The first clips are generated at sizes the model's resize leaves alone (shortest side 224 for CLIP
+and X-CLIP, 224x224 for SigLIP, which resizes to a fixed square). Then every other size: clips from
+16x16 to 640x360 and 50x600 against the processor run on the frames PyAV decodes, still images of
+every size and mode (tiny, very wide, palette, 16-bit, CMYK, transparency, EXIF orientations)
+against the zero-shot-image pipeline, and the preprocessor against each processor setting. The
+comparison is exact up to float rounding. Everything runs in float32 unless a test is about bfloat16.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def hf_model(model_dir: str):
 
 
 @functools.lru_cache(maxsize=None)
-def classifier(model_dir: str, dtype: str = "float32"):
-    return actionzs.pipeline(model_dir, dtype=dtype)
+def classifier(model_dir: str, dtype: str = "float32", backend: str = "auto"):
+    return actionzs.pipeline(model_dir, dtype=dtype, backend=backend)
 
 
 @functools.lru_cache(maxsize=None)
@@ -124,23 +124,12 @@ def test_clip_score_matches_transformers_forward(dual):
     assert isinstance(embeddings, actionzs.FrameEmbeddings)
     assert len(embeddings) == 8 and len(set(embeddings.indices.tolist())) == 8
 
-    model, processor = hf_model(model_dir)
-    frames = decode(path, embeddings.indices)
-    texts = [PHOTO.format(label) for label in LABELS]
-    inputs = processor(images=list(frames), text=texts, return_tensors="pt", **text_inputs(siglip))
-    out = model(**inputs)
-    images = out.image_embeds / out.image_embeds.norm(dim=-1, keepdim=True)
-    clip = images.mean(dim=0)
-    clip = clip / clip.norm()
-    text = out.text_embeds / out.text_embeds.norm(dim=-1, keepdim=True)
-    cosine = text @ clip
-    logits = model.logit_scale.exp() * cosine
-    expected = torch.sigmoid(logits + model.logit_bias) if siglip else logits.softmax(dim=-1)
+    expected, cosine = frame_scores(model_dir, decode(path, embeddings.indices), siglip)
 
     results = clf(path, candidate_labels=LABELS, hypothesis_template=PHOTO)
     assert_sorted(results)
-    np.testing.assert_allclose(by_label(results), expected.numpy(), atol=TOL, rtol=0)
-    np.testing.assert_allclose(by_label(results, "similarity"), cosine.numpy(), atol=TOL, rtol=0)
+    np.testing.assert_allclose(by_label(results), expected, atol=TOL, rtol=0)
+    np.testing.assert_allclose(by_label(results, "similarity"), cosine, atol=TOL, rtol=0)
     if not siglip:
         assert sum(r["score"] for r in results) == pytest.approx(1.0, abs=1e-5)
 
@@ -363,6 +352,182 @@ def test_every_image_size_and_mode_matches_the_zero_shot_image_pipeline(model, c
     theirs = hf.image_processor(images=[load_image(str(path))], return_tensors="pt")["pixel_values"]
     assert ours.shape == theirs.shape
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+
+# -- video frames of every size -------------------------------------------------------------------
+
+
+def write_textured_clip(path: Path, width: int, height: int, num_frames: int = 6, codec: str = "libx264",
+                        pix_fmt: str = "yuv420p") -> Path:
+    """A 10 fps clip whose frames are `texture`s (a new noise block each frame)."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(10))
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.options = {"qscale": "2"} if codec == "mpeg4" else {}
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(texture(width, height, seed=i), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def pyav_frames(path: str, indices) -> np.ndarray:
+    """The frames at `indices` as PyAV decodes them (RGB), at the clip's own size."""
+    import av
+
+    with av.open(path) as container:
+        frames = [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+    return np.stack([frames[i] for i in np.asarray(indices)])
+
+
+#: (width, height, codec, pixel format). The odd size is stored in 4:4:4, where every decoder turns
+#: YUV into the same RGB as PyAV; in 4:2:0 an odd height makes FFmpeg's colour conversions differ.
+CLIP_SIZES = [
+    (16, 16, "libx264", "yuv420p"), (100, 60, "libx264", "yuv420p"), (161, 121, "libx264", "yuv444p"),
+    (224, 224, "libx264", "yuv420p"), (640, 360, "libx264", "yuv420p"), (50, 600, "libx264", "yuv420p"),
+]
+
+
+@pytest.fixture(scope="module")
+def sized_clips(tmp_path_factory) -> dict[tuple[int, int], str]:
+    pytest.importorskip("av")
+    folder = tmp_path_factory.mktemp("sized")
+    return {(w, h): str(write_textured_clip(folder / f"{w}x{h}.mp4", w, h, codec=codec, pix_fmt=fmt))
+            for w, h, codec, fmt in CLIP_SIZES}
+
+
+@torch.no_grad()
+def frame_scores(model_dir: str, frames: np.ndarray, siglip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, cosines) of the mean frame embedding, with plain transformers on processor(frames)."""
+    model, processor = hf_model(model_dir)
+    texts = [PHOTO.format(label) for label in LABELS]
+    inputs = processor(images=list(frames), text=texts, return_tensors="pt", **text_inputs(siglip))
+    out = model(**inputs)
+    images = out.image_embeds / out.image_embeds.norm(dim=-1, keepdim=True)
+    clip = images.mean(dim=0)
+    clip = clip / clip.norm()
+    text = out.text_embeds / out.text_embeds.norm(dim=-1, keepdim=True)
+    cosine = text @ clip
+    logits = model.logit_scale.exp() * cosine
+    scores = torch.sigmoid(logits + model.logit_bias) if siglip else logits.softmax(dim=-1)
+    return scores.numpy(), cosine.numpy()
+
+
+@pytest.mark.parametrize("size", [f"{w}x{h}" for w, h, _, _ in CLIP_SIZES])
+@pytest.mark.parametrize("backend", ["decord", "opencv"])
+def test_frames_of_every_size_are_preprocessed_like_the_image_processor(dual, sized_clips, backend, size):
+    """Whatever the frame size, the classifier scores what plain transformers scores on
+    processor(the frames PyAV decodes), and the model sees the processor's own tensor."""
+    if backend == "decord":
+        pytest.importorskip("decord")
+    model_dir, _, siglip = dual
+    path = sized_clips[tuple(map(int, size.split("x")))]
+    clf = classifier(model_dir, backend=backend)
+    try:
+        indices = clf.embed(path, num_frames=4).indices
+    except actionzs.VideoDecodeError as error:
+        assert backend == "decord" and size == "16x16", error  # decord cannot copy frames this narrow
+        return
+    frames = pyav_frames(path, indices)
+
+    preprocess = clf.encoder.preprocessor
+    with actionzs.open_video(path, backend) as video:
+        ours = preprocess(video.get_frames(indices, preprocess.decode_size).data)
+    theirs = hf_model(model_dir)[1].image_processor(images=list(frames), return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+    expected, cosine = frame_scores(model_dir, frames, siglip)
+    results = clf(path, candidate_labels=LABELS, hypothesis_template=PHOTO, num_frames=4)
+    np.testing.assert_allclose(by_label(results), expected, atol=TOL, rtol=0)
+    np.testing.assert_allclose(by_label(results, "similarity"), cosine, atol=TOL, rtol=0)
+
+
+@pytest.mark.parametrize("codec", ["mpeg4", "libx264"])
+def test_odd_sized_420_frames_are_preprocessed_like_the_image_processor(clip_dir, tmp_path, codec):
+    """161x121 in 4:2:0 (decord, OpenCV and PyAV each turn its YUV into slightly other RGB): the
+    tensors equal the image processor's on the frames each backend decodes at full size."""
+    path = str(write_textured_clip(tmp_path / f"odd.{'avi' if codec == 'mpeg4' else 'mp4'}", 161, 121, codec=codec,
+                                   pix_fmt="yuv420p" if codec == "mpeg4" else "yuv444p"))
+    clf = classifier(str(clip_dir))
+    preprocess = clf.encoder.preprocessor
+    processor = hf_model(str(clip_dir))[1].image_processor
+    for backend in ("decord", "opencv"):
+        with actionzs.open_video(path, backend) as video:
+            indices = np.arange(video.num_frames)
+            full = video.get_frames(indices).data
+            ours = preprocess(video.get_frames(indices, preprocess.decode_size).data)
+        theirs = processor(images=list(full), return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0)
+
+
+def test_xclip_resizes_with_its_processors_filter(xclip_dir, sized_clips):
+    """X-CLIP's VideoMAE processor resizes bilinear (CLIP's bicubic): 640x360 frames, whole clip."""
+    model_dir, path = str(xclip_dir), sized_clips[(640, 360)]
+    clf = classifier(model_dir)
+    embeddings = clf.embed(path)
+    texts = [PHOTO.format(label) for label in LABELS]
+    expected = xclip_reference(model_dir, pyav_frames(path, embeddings.indices[0]), texts)
+    results = clf(path, candidate_labels=LABELS, hypothesis_template=PHOTO)
+    np.testing.assert_allclose(by_label(results), expected, atol=TOL, rtol=0)
+
+
+# -- the preprocessor against the image processor, for every processor setting ----------------------
+
+
+def _processors() -> dict:
+    from PIL import Image
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+    from transformers.models.videomae.image_processing_pil_videomae import VideoMAEImageProcessorPil
+
+    return {
+        "clip": CLIPImageProcessorPil(),
+        "clip-no-resize": CLIPImageProcessorPil(do_resize=False),  # small frames are padded to the crop
+        "clip-short-201": CLIPImageProcessorPil(size={"shortest_edge": 201}),  # odd padding around 201
+        "clip-lanczos": CLIPImageProcessorPil(resample=Image.Resampling.LANCZOS),
+        "clip-nearest": CLIPImageProcessorPil(resample=Image.Resampling.NEAREST),
+        "siglip": SiglipImageProcessorPil(),
+        "videomae": VideoMAEImageProcessorPil(),
+    }
+
+
+FRAME_SIZES = [(1, 1), (3, 5), (5, 3), (5, 200), (200, 5), (121, 161), (223, 225), (224, 224), (360, 640)]
+
+
+@pytest.mark.parametrize("name", sorted(_processors()))
+def test_preprocessor_equals_the_image_processor_for_any_frame_size(name):
+    from actionzs.preprocess import FramePreprocessor
+
+    processor = _processors()[name]
+    preprocess = FramePreprocessor(processor)
+    for height, width in FRAME_SIZES:
+        frames = np.stack([texture(width, height, seed) for seed in range(2)])
+        theirs = processor(images=list(frames), return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+        theirs = theirs.flatten(0, -4)  # VideoMAE's processor makes a batch of one video
+        ours = preprocess(frames)
+        assert ours.shape == theirs.shape, (height, width)
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=0, msg=lambda m: f"{height}x{width}: {m}")
+
+
+def test_preprocessor_equals_a_torchvision_image_processor():
+    pytest.importorskip("torchvision")
+    from transformers.models.clip.image_processing_clip import CLIPImageProcessor
+    from transformers.models.siglip.image_processing_siglip import SiglipImageProcessor
+
+    from actionzs.preprocess import FramePreprocessor
+
+    for processor in (CLIPImageProcessor(), CLIPImageProcessor(do_resize=False), SiglipImageProcessor()):
+        assert processor.backend == "torchvision"
+        preprocess = FramePreprocessor(processor)
+        for height, width in FRAME_SIZES:
+            frames = np.stack([texture(width, height, seed) for seed in range(2)])
+            theirs = processor(images=list(frames), return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+            torch.testing.assert_close(preprocess(frames), theirs, atol=1e-5, rtol=0)
 
 
 # -- bfloat16 against float32 ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ..errors import FrameIndexError, TimelineChanged, VideoDecodeError
-from ..frames import FrameBatch, FrameSize, resize_dims
+from ..frames import FrameBatch, FrameSize, Resize, resize_dims
 from ..sampling import Timeline
 from .capture import STDERR, track
 from .messages import decoder_message, spans_text
@@ -115,7 +115,8 @@ class Video:
     ) -> Iterator[FrameBatch]:
         """Yield the frames at `indices` in order, in batches of at most `chunk` frames."""
         indices = self._validate(indices)
-        height, width = resize_dims(self.height, self.width, size)
+        # A `Resize` is decoded at the video's own size, then resized a read at a time.
+        height, width = resize_dims(self.height, self.width, None if isinstance(size, Resize) else size)
         per_read = max(1, min(chunk, MAX_CHUNK_FRAMES, CHUNK_BYTES // (height * width * 3)))
         for start in range(0, len(indices), chunk):
             wanted = indices[start : start + chunk]
@@ -137,6 +138,11 @@ class Video:
         return indices
 
     def _read(self, indices: np.ndarray, size: FrameSize | None) -> np.ndarray:
+        if isinstance(size, Resize):  # decoders scale otherwise than image processors: resize here
+            return size(self._decode(indices, None))
+        return self._decode(indices, size)
+
+    def _decode(self, indices: np.ndarray, size: int | tuple[int, int] | None) -> np.ndarray:
         with self._lock:
             if self._closed:
                 raise VideoDecodeError(self.path, "the video was closed; open it again to read frames")
