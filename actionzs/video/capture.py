@@ -80,13 +80,32 @@ _INHERITED_READERS: list = []
 #: Taken, and never released, by the one call that registers the fork hook. A non-blocking
 #: acquire is the test, so no thread ever waits on it (nor a child forked at that moment).
 _HOOK_UNREGISTERED = threading.Lock()
+#: How long a fork waits for another thread's read of one video to end, in seconds: a decoder
+#: forked in the middle of a call (OpenCV's) can leave the child's decoders waiting forever.
+FORK_WAIT_SECONDS = 5.0
+#: The locks of the videos whose reads `_before_fork` stopped, released again after the fork.
+_HELD_FOR_FORK: list = []
 
 
 def _watch_forks() -> None:
     """Register `_after_fork_in_child` with the interpreter, once (a forked child inherits both
     the hook and the taken lock)."""
     if _HOOK_UNREGISTERED.acquire(blocking=False):
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)
+
+
+def _before_fork() -> None:
+    """Let no read of an open video be inside a decoder at the fork: take each video's lock (a
+    read in another thread finishes first; one that takes over `FORK_WAIT_SECONDS` is left)."""
+    for video in list(_LIVE_VIDEOS):
+        lock = video._lock
+        if lock.acquire(timeout=FORK_WAIT_SECONDS):
+            _HELD_FOR_FORK.append(lock)
+
+
+def _after_fork_in_parent() -> None:
+    while _HELD_FOR_FORK:
+        _HELD_FOR_FORK.pop().release()
 
 
 def track(video) -> None:
@@ -99,6 +118,7 @@ def _after_fork_in_child() -> None:
     """Locks another thread of the parent held at the fork stay held forever in the child: take
     fresh ones. Pin every inherited decoder; each Video opens its own on its next read."""
     STDERR.after_fork_in_child()
+    _HELD_FOR_FORK.clear()
     for video in list(_LIVE_VIDEOS):
         _INHERITED_READERS.append(video._reader)
         video._lock = threading.Lock()
