@@ -197,15 +197,17 @@ def windows(duration: float, length: float, stride: float) -> list[Span]:
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration}")
     count = check_windows(duration, length, stride)
-    spans, start = [], 0.0
-    while True:
-        end = min(start + length, duration)
-        spans.append(Span(start, end))
-        start += stride
-        if end >= duration - 1e-9 or start >= duration - 1e-9:
-            return spans
-        if len(spans) >= MAX_WINDOWS:  # cannot happen after the check: a stride that stops advancing
-            raise VideoOptionsError(_too_many_windows(duration, length, stride, max(count, len(spans) + 1)))
+    # The starts as the running sum 0, stride, 2 stride, ... (float by float, as a loop adds them),
+    # a few more than the count (which float rounding may put off by one), cut at the first span
+    # that reaches the end or the first start at the end.
+    starts = np.cumsum(np.full(int(count) + 2, stride))
+    starts = np.concatenate([[0.0], starts[:-1]])
+    ends = np.minimum(starts + length, duration)
+    last = np.flatnonzero((ends >= duration - 1e-9) | (starts + stride >= duration - 1e-9))
+    if not len(last):  # cannot happen after the check: a stride that stops advancing
+        raise VideoOptionsError(_too_many_windows(duration, length, stride, count + 1))
+    stop = int(last[0]) + 1
+    return [Span(start, end) for start, end in zip(starts[:stop].tolist(), ends[:stop].tolist())]
 
 
 def frames_in(sample_pts: np.ndarray, spans: list[Span]) -> np.ndarray:
