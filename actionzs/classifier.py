@@ -64,6 +64,7 @@ class ZeroShotVideoClassifier:
         self.executor = LocalExecutor(decode_workers, decode_timeout)
         self.texts = TextEmbeddingCache(encoder)
         self._text_lock = threading.Lock()
+        self._last_labels: tuple[object, torch.Tensor | None] = (None, None)
         self._embedded = LRUCache(cache_videos)
         self._features = LRUCache(cache_videos)
 
@@ -138,6 +139,14 @@ class ZeroShotVideoClassifier:
         """The (cached) embeddings a run with these options scores: frames for frame encoders, one
         feature set per span (whole video, then windows) for clip encoders such as X-CLIP."""
         return self.embeddings_for(video, self.options.updated(**options))
+
+    def embed_each(self, videos: Iterable, **options) -> Iterator[tuple[object, Embeddings | Exception]]:
+        """`(video, embeddings)` for each video in order, as each is done (the next decoding while
+        this one is encoded); a video that fails gives `(video, error)` and the others go on."""
+        videos = list(videos)
+        run = self.options.updated(**options)
+        with closing(self._embed_each(videos, run)) as embedded:
+            yield from zip(videos, embedded)
 
     # -- preprocess: labels and options, validated before any decoding ---------------------------
 
@@ -241,8 +250,12 @@ class ZeroShotVideoClassifier:
         return lambda: self._label_vectors(labels, run)
 
     def _label_vectors(self, labels: list[Label], run: RunOptions) -> torch.Tensor:
+        """The label vectors, the last set kept: a batch scores every video with the same labels."""
+        key = (tuple(labels), run.hypothesis_template)
         with self._text_lock:
-            return self.texts.embed_labels(labels, run.hypothesis_template)
+            if self._last_labels[0] != key:
+                self._last_labels = (key, self.texts.embed_labels(labels, run.hypothesis_template))
+            return self._last_labels[1]
 
     def __repr__(self) -> str:
         return f"ZeroShotVideoClassifier({self.encoder!r}, {self.options})"
