@@ -26,9 +26,11 @@ from actionzs.atomic import atomic_file
 from actionzs.errors import InvalidInputError
 
 #: Libraries with fewer vectors than this get an `ExactIndex`. Exact search reads every stored
-#: vector: benchmarks/library_search.py measured ~0.27 s per million 512-d vectors for one query on
-#: 2 cores (3.6 M in 0.99 s), so 150,000 vectors take ~40 ms, inside the 50 ms search goal, with no
-#: build or training and no approximation. Above it, the faiss index takes ~15 ms at 3.6 M.
+#: vector: benchmarks/library_search.py measured one query over 3.6 M 512-d vectors on 2 cores at
+#: 0.26 s on a quiet machine (72 ms per million vectors) and 0.99 s while other processes took half
+#: of it (274 ms per million). 150,000 vectors then take 11-41 ms, inside the 50 ms search goal even
+#: on a busy machine, with no build, no training and no approximation; above it the faiss index
+#: takes ~15 ms at 3.6 M.
 FAISS_THRESHOLD = 150_000
 
 #: How far a stored vector's or a query's length may be from 1 (float16 rounding moves a unit
