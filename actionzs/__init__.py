@@ -19,6 +19,9 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "pipeline": "classifier",
     "ZeroShotVideoClassifier": "classifier",
+    "Library": "library",
+    "Query": "library",
+    "Moment": "library",
     "VideoResult": "results",
     "embed_video": "embed",
     "Opener": "embed",

@@ -18,19 +18,20 @@ from pathlib import Path
 from .atomic import atomic_write
 from .errors import InvalidInputError
 from .output import json_line
-from .video import video_suffixes
+from .video import IMAGE_SUFFIXES, video_suffixes
 
 
-def find_videos(inputs: Iterable[str]) -> tuple[list[str], list[str]]:
-    """(videos, problems): files under each folder (recursive, by extension; a linked folder is
-    entered once, so a link loop is not followed), glob matches, and files named directly; a file
-    reached by several paths (links, a folder listed twice) is listed once, under the first.
-    `problems` lists inputs that matched nothing."""
+def find_videos(inputs: Iterable[str], images: bool = False) -> tuple[list[str], list[str]]:
+    """(videos, problems): files under each folder (recursive, by extension; with `images` still
+    images too; a linked folder is entered once, so a link loop is not followed), glob matches, and
+    files named directly; a file reached by several paths (links, a folder listed twice) is listed
+    once, under the first. `problems` lists inputs that matched nothing."""
+    suffixes = video_suffixes() | (IMAGE_SUFFIXES if images else frozenset())
     found: dict[str, str] = {}  # real path -> the path first seen
     problems = []
     for item in inputs:
         if os.path.isdir(item):
-            matches = _videos_under(item)
+            matches = _videos_under(item, suffixes)
         elif "**" in item:
             matches = _recursive_glob(item)
         elif glob.has_magic(item):
@@ -56,8 +57,7 @@ def _files_under(folder: str) -> Iterator[str]:
         yield from (os.path.join(root, f) for f in files)
 
 
-def _videos_under(folder: str) -> list[str]:
-    suffixes = video_suffixes()
+def _videos_under(folder: str, suffixes: frozenset[str]) -> list[str]:
     return sorted(p for p in _files_under(folder) if Path(p).suffix.lower() in suffixes)
 
 

@@ -36,7 +36,7 @@ from .registry import (
     register_backend,
     video_suffixes,
 )
-from .stream_index import StreamIndex, index_stream
+from .stream_index import StreamIndex, header_seconds, index_stream
 from .video import CHUNK_BYTES, MAX_CHUNK_FRAMES, Video
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,7 @@ __all__ = [
     "video_suffixes",
     "Reader",
     "StreamIndex",
+    "header_seconds",
     "Video",
     "auto_order",
     "backend_names",

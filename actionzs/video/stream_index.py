@@ -144,6 +144,18 @@ def index_stream(path: str) -> StreamIndex | None:
         return _index(path, container.format.name, stream, count, codec, packets)
 
 
+def header_seconds(path: str) -> float:
+    """How long the container's header says the file plays, in seconds, read without demuxing
+    (for a progress estimate); 0 for a still image or a file FFmpeg cannot open."""
+    import av
+
+    try:
+        with av.open(path, metadata_errors="ignore") as container:
+            return max(0.0, float(container.duration or 0) / av.time_base)
+    except Exception:  # anything FFmpeg cannot open has no duration to estimate
+        return 0.0
+
+
 @dataclass(frozen=True)
 class _Packets:
     """The stream's packets in file order (times in the stream's time base; `NO_TIME` for none);
