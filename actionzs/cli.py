@@ -1,4 +1,4 @@
-"""The `actionzs` command: probe, classify, scan and report.
+"""The `actionzs` command: probe, classify, scan, report, and a library's index and search.
 
 Exit status: 0 when everything was read and scored, 1 when any video failed (each is reported and
 the others still done), 2 for bad usage (unknown option, bad labels or settings, or settings a video
@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     classify = commands.add_parser("classify", parents=[shared], formatter_class=_HelpFormatter,
                                    help="rank labels for videos (and segments)",
                                    description="Rank candidate labels for each video; with --segments also per time window, with events.")
-    classify.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or images")
+    classify.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or images (with --index: some of its files; default all)")
+    classify.add_argument("--index", metavar="LIB", help="score the frames stored in this index instead of decoding the videos")
     classify.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table", help="output format")
     classify.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout")
 
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
                                help="classify every video under folders into a JSONL file",
                                description="Classify every video under folders or globs; one JSON line per video. "
                                            "A video that fails becomes an error record and the scan goes on.")
-    scan.add_argument("inputs", nargs="+", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
+    scan.add_argument("inputs", nargs="*", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
+    scan.add_argument("--index", metavar="LIB", help="score every file stored in this index instead of decoding videos")
     scan.add_argument("-o", "--output", required=True, metavar="FILE", help="results, one JSON line per video")
     scan.add_argument("--resume", action="store_true",
                       help="continue into an existing output: skip videos with a record, retry failed ones")
@@ -133,7 +135,53 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Write one self-contained HTML file: label x time heatmap, events with keyframes, clip ranking.")
     report.add_argument("video", metavar="VIDEO")
     report.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+    _library_parsers(commands)
     return parser
+
+
+def _library_parsers(commands) -> None:
+    """`index` and `search`: a library embedded once, then searched."""
+    from .schema import option
+
+    index = commands.add_parser(
+        "index", formatter_class=_HelpFormatter, help="embed a library of videos and images once, for search and re-labelling",
+        description="Embed every video and image under folders or globs (frames at --fps) into an index file; a second "
+                    "run embeds only new or changed files and retries failed ones.")
+    index.add_argument("inputs", nargs="+", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
+    index.add_argument("--index", required=True, metavar="LIB", help="the index file (made if missing); paths are stored relative to its folder")
+    for name in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps"):
+        index.add_argument(option(name).flag, **_flag(option(name)))
+    index.add_argument("--config", metavar="CFG", help="preset name or YAML file for the options not given")
+    index.add_argument("--prune", action="store_true", help="drop files that are no longer on disk")
+    index.add_argument("--wait", action="store_true", help="wait for another run writing this index instead of failing")
+    index.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
+    index.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+
+    search = commands.add_parser(
+        "search", formatter_class=_HelpFormatter, help="find the moments of an indexed library that match a text, an image or a moment",
+        description="Rank the moments of an index by how well they match: a text, an image (--image) or a stored moment "
+                    "(--like VIDEO@SECONDS). Several queries share one pass.")
+    search.add_argument("text", nargs="?", metavar="TEXT", help="what to look for, in words")
+    search.add_argument("--index", required=True, metavar="LIB", help="the index file")
+    search.add_argument("-q", "--query", dest="queries", action="append", default=[], metavar="TEXT", help="another text query; repeatable")
+    search.add_argument("--image", dest="images", action="append", default=[], metavar="FILE", help="an image to find moments like; repeatable")
+    search.add_argument("--like", action="append", default=[], metavar="VIDEO@SECONDS",
+                        help="a moment of an indexed video to find more like; repeatable")
+    search.add_argument("--top", type=int, default=20, metavar="N", help="moments per query (default 20)")
+    search.add_argument("--window", type=float, default=2.0, metavar="S",
+                        help="hits of one video less than S seconds apart are one moment (default 2)")
+    search.add_argument("--video", metavar="GLOB", help="search only the files whose stored path matches this glob")
+    search.add_argument("--template", dest="hypothesis_template", action="append", metavar="T",
+                        help="prompt template for text queries (repeat for an ensemble; default from the config)")
+    search.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table", help="output format")
+    search.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout")
+    search.add_argument("--thumbnails", metavar="DIR", help="write the best frame of each moment as a JPEG here")
+    search.add_argument("--exact", action="store_true", help="exact search over every stored frame, not the FAISS index")
+    for name in ("model", "device", "dtype"):
+        search.add_argument(option(name).flag, **_flag(option(name)))
+    search.add_argument("--config", metavar="CFG", help="preset name or YAML file for the options not given")
+    search.add_argument("--quiet", action="store_true", help="no info messages")
+    search.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
 
 
 # -- settings: config, then flags ----------------------------------------------------------------
@@ -145,7 +193,7 @@ def _settings(args) -> dict:
 
     settings = load_config(args.config)
     for option in OPTIONS:
-        value = getattr(args, option.name)
+        value = getattr(args, option.name, None)
         if value is not None:
             option.section(settings)[option.name] = None if value == option.flag_none else value
     return settings
@@ -275,14 +323,44 @@ def cmd_probe(args) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _from_index(args) -> dict:
+    """With --index: what the index fixes (its model unless --model is given, its fps, every
+    stored frame for a clip score), checked against the flags given."""
+    if not args.index:
+        if not getattr(args, "videos", None) and not getattr(args, "inputs", None):
+            raise InvalidInputError("no videos: name some, or give --index LIB to score an index's files")
+        return {}
+    from .library.store import LibraryStore
+
+    with LibraryStore(args.index) as store:
+        built = store.settings()
+    if not built:
+        raise InvalidInputError(f"{args.index}: the index holds no files yet; add some with `actionzs index`")
+    fps = built["sampling"].get("fps")
+    if args.num_frames is not None:
+        raise InvalidInputError(f"--num-frames needs the videos: {args.index} holds frames at {fps:g} per second")
+    if args.fps is not None and args.fps != fps:
+        raise InvalidInputError(f"{args.index}: the index holds frames at {fps:g} per second, not --fps {args.fps:g}")
+    return {"num_frames": None, "fps": fps, **({} if args.model else {"model": built["model"]})}
+
+
+def _outcomes(args, classifier, labels, videos: list[str]):
+    """(video, result or error) of classifying `videos`, or with --index of the index's files."""
+    if not args.index:
+        return classifier.classify_each(videos, labels)
+    from .library import Library
+
+    return Library(args.index, classifier=classifier).classify(labels, videos or None)
+
+
 def cmd_classify(args) -> int:
     from .atomic import atomic_write
     from .output import render
 
-    settings, labels, run = _validated(args)
+    settings, labels, run = _validated(args, **_from_index(args))
     classifier = _classifier(settings, run)
     records, invalid = [], False
-    for video, outcome in classifier.classify_each(args.videos, labels):
+    for video, outcome in _outcomes(args, classifier, labels, args.videos):
         invalid = invalid or isinstance(outcome, InvalidInputError)
         records.append(_record(video, outcome, args.save_embeddings))
     text = render(records, args.format)
@@ -298,12 +376,20 @@ def cmd_scan(args) -> int:
 
     from .scan import ResultsLog, find_videos
 
-    settings, labels, run = _validated(args)
-    videos, problems = find_videos(args.inputs)
-    for problem in problems:
-        _say(f"warning: {problem}")
+    settings, labels, run = _validated(args, **_from_index(args))
+    if args.index:
+        from .library.store import LibraryStore
+
+        with LibraryStore(args.index) as store:
+            videos = [os.fspath(store.root / f.path) for f in store.files()]
+        if args.inputs:
+            raise InvalidInputError("give folders to scan or --index LIB, not both")
+    else:
+        videos, problems = find_videos(args.inputs)
+        for problem in problems:
+            _say(f"warning: {problem}")
     if not videos:
-        raise InvalidInputError(f"no videos found in {', '.join(args.inputs)}")
+        raise InvalidInputError(f"no videos found in {', '.join(args.inputs) or args.index}")
     try:
         results = ResultsLog(args.output, args.resume)
     except FileExistsError as exc:
@@ -319,7 +405,7 @@ def cmd_scan(args) -> int:
         footage, started = 0.0, time.monotonic()
         bar = tqdm(total=len(todo), unit="video", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
         with bar:
-            for video, outcome in classifier.classify_each(todo, labels):
+            for video, outcome in _outcomes(args, classifier, labels, todo):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 record = _record(video, outcome, args.save_embeddings)
                 results.write(record)
@@ -358,7 +444,106 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"probe": cmd_probe, "classify": cmd_classify, "scan": cmd_scan, "report": cmd_report}
+def cmd_index(args) -> int:
+    from tqdm.auto import tqdm
+
+    from .library import Library
+    from .scan import find_videos
+    from .schema import option
+    from .video import header_seconds
+
+    settings = _settings(args)
+    for name in ("backend", "batch_size", "decode_workers", "device", "dtype", "fps", "model"):
+        option(name).check(settings[name])
+    files, problems = find_videos(args.inputs, images=True)
+    for problem in problems:
+        _say(f"warning: {problem}")
+    if not files:
+        raise InvalidInputError(f"no videos or images found in {', '.join(args.inputs)}")
+    new = not os.path.exists(args.index)
+    library = Library(
+        args.index, args.model or (settings["model"] if new else None), fps=args.fps or (settings["fps"] if new else None),
+        backend=settings["backend"], decode_workers=settings["decode_workers"], batch_size=settings["batch_size"],
+        device=settings["device"], dtype=settings["dtype"],
+    )
+    bar = tqdm(total=0, unit="s", unit_scale=True, file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True,
+               desc="footage", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}] {postfix}")
+    expected: dict[str, float] = {}
+
+    def planned(update) -> None:
+        expected.update({path: header_seconds(path) for path, _ in update.embed})
+        bar.reset(total=sum(expected.values()) or None)
+        bar.set_postfix_str(f"{len(update.embed)} files to embed, {update.unchanged} unchanged")
+
+    def progress(path: str, seconds: float, error: str | None) -> None:
+        if error is not None:
+            bar.write(printable(f"error: {path}: {error}"), file=sys.stderr)
+        bar.update(expected.get(path, seconds))
+
+    with bar:
+        report = library.add(files, prune=args.prune, wait=args.wait, progress=progress, planned=planned)
+    for path, reason in report.failed.items():
+        if path not in expected:  # not reported as it happened: could not even be looked at
+            _say(f"error: {path}: {reason}")
+    if not args.quiet:
+        gone = f", {report.pruned} pruned" if report.pruned else f", {report.gone} gone from disk (--prune drops them)" if report.gone else ""
+        _say(
+            f"indexed {len(report.embedded)} files ({report.footage_seconds:.1f} s of footage), {report.unchanged} unchanged, "
+            f"{report.moved} moved, {report.copied} copied, {len(report.failed)} failed{gone} -> {args.index}"
+        )
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
+def _moment_query(text: str):
+    """A --like VIDEO@SECONDS as a query."""
+    from .library import Query
+
+    video, sep, seconds = text.rpartition("@")
+    try:
+        value = float(seconds)
+    except ValueError:
+        value = float("nan")
+    if not sep or not video or not value == value:
+        raise InvalidInputError(f"--like {text!r}: give VIDEO@SECONDS, e.g. cam1.mp4@12.5")
+    return Query(like=(video, value))
+
+
+def cmd_search(args) -> int:
+    from .atomic import atomic_write
+    from .library import Library, Query
+    from .output import render_moments
+    from .schema import option
+
+    settings = _settings(args)
+    queries = [Query(text=t) for t in ([args.text] if args.text is not None else []) + args.queries]
+    queries += [Query(image=path) for path in args.images] + [_moment_query(text) for text in args.like]
+    if not queries:
+        raise InvalidInputError("nothing to search for: give a TEXT, -q TEXT, --image FILE or --like VIDEO@SECONDS")
+    if args.top < 1:
+        raise InvalidInputError(f"--top must be at least 1, got {args.top}")
+    _check_output(args.output)
+    _make_folder(args.thumbnails)
+    option("hypothesis_template").check(settings["hypothesis_template"])
+    library = Library(args.index, args.model, device=settings["device"], dtype=settings["dtype"])
+    found = library.search(queries, top_k=args.top, window_seconds=args.window, videos=args.video,
+                           hypothesis_template=settings["hypothesis_template"], exact=args.exact)
+    records = []
+    for number, moments in enumerate(found, 1):
+        for rank, moment in enumerate(moments, 1):
+            if args.thumbnails:
+                name = f"q{number}-{rank:03d}-{Path(moment.video).stem[:60]}-{moment.frame_seconds:.1f}s.jpg"
+                moment = library.thumbnail(moment, Path(args.thumbnails) / name)
+            records.append({**moment.to_dict(), "rank": rank})
+    text = render_moments(records, args.format)
+    if args.output:
+        atomic_write(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+COMMANDS = {"probe": cmd_probe, "classify": cmd_classify, "scan": cmd_scan, "report": cmd_report,
+            "index": cmd_index, "search": cmd_search}
 
 
 def _say(message: str) -> None:

@@ -114,6 +114,37 @@ def csv_text(records: list[dict]) -> str:
     return buffer.getvalue()
 
 
+MOMENT_COLUMNS = ("query", "rank", "video", "start", "end", "score", "similarity", "frame_time", "hits", "thumbnail")
+
+
+def moments_table(records: list[dict]) -> str:
+    """Search results for a person: per query its moments, best first, with hh:mm:ss times."""
+    out = []
+    for query in dict.fromkeys(r["query"] for r in records):
+        out.append(f"{printable(query)}")
+        out.append("  rank  start       end         similarity  score    frame at    video")
+        for r in (r for r in records if r["query"] == query):
+            out.append(
+                f"  {r['rank']:4d}  {hms(r['start']):10s}  {hms(r['end']):10s}  {r['similarity']:+10.4f}  {r['score']:7.4f}  "
+                f"{hms(r['frame_time']):10s}  {printable(r['video'])}" + (f"  [{printable(r['thumbnail'])}]" if r.get("thumbnail") else "")
+            )
+        out.append("")
+    return "\n".join(out) if out else "no moments found\n"
+
+
+def render_moments(records: list[dict], fmt: str) -> str:
+    """Search results (`Moment.to_dict()` with a "rank") as a table, JSON, JSON lines or CSV."""
+    if fmt == "table":
+        return moments_table(records)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = _SafeWriter(buffer, MOMENT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return _encodable(buffer.getvalue())
+    return render(records, fmt)
+
+
 def render(records: list[dict], fmt: str) -> str:
     """`records` in format `fmt`, as text that encodes as UTF-8 whatever the file names hold."""
     if fmt == "table":
