@@ -209,6 +209,14 @@ def test_faiss_search_finds_what_exact_search_finds(tmp_path, clip_dir, folder, 
     for a, e in zip(approximate, exact):
         found = {(m.video, m.frame_index) for m in a}
         assert len(found & {(m.video, m.frame_index) for m in e}) / 20 >= 0.95
+    # a run that changes nothing leaves the saved index alone; a new file is added to it
+    written = saved.stat().st_mtime_ns
+    library.add([str(folder / "a.mp4")])
+    assert saved.stat().st_mtime_ns == written
+    library.add([str(folder / "cam2" / "c.mp4"), str(folder / "photo1.png")])
+    assert saved.stat().st_mtime_ns != written
+    [found] = Library(tmp_path / "lib.actionzs").search(Query(image=str(folder / "photo1.png")), top_k=1)
+    assert found[0].video == str(folder / "photo1.png")
     # a damaged saved index is built again, with a warning, never trusted
     saved.write_bytes(saved.read_bytes()[:-100] + b"x" * 100)
     again = Library(tmp_path / "lib.actionzs").search(queries[:1], top_k=5, window_seconds=0)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..embeddings import FrameEmbeddings
 from ..errors import ActionzsError, InvalidInputError, VideoDecodeError
 from ..models import DEFAULT_MODEL
 from ..results import VideoResult
@@ -122,8 +123,6 @@ class Library:
     def _settings(self, run) -> dict:
         """What the index records of how its vectors were made; refuses a clip encoder."""
         encoder = self.classifier.encoder
-        from ..embeddings import FrameEmbeddings
-
         if encoder.embeddings_type is not FrameEmbeddings:
             raise InvalidInputError(
                 f"{encoder.name}: a clip encoder (X-CLIP) conditions its text on each clip, so its embeddings are not "
@@ -135,12 +134,12 @@ class Library:
             model = os.path.abspath(model)
         return {"model": model, "fingerprint": encoder.fingerprint, "sampling": encoder.sampling(run), "dim": dim}
 
-    def _run(self, **options):
+    def _run(self):
         """The options of embedding for the index: frames at fps, for every file alike."""
         fps = self._fps
         if fps is None:
             fps = self._built_with().get("sampling", {}).get("fps")
-        return self.classifier.options.updated(fps=fps, segments=True, **options)
+        return self.classifier.options.updated(fps=fps, segments=True)
 
     # -- adding files -----------------------------------------------------------------------------
 
@@ -340,12 +339,14 @@ class Library:
     def _saved_neighbours(self, store: LibraryStore) -> None:
         """After an `add`: the saved FAISS index brought up to date and saved (a small library
         has none: its search is exact)."""
-        index, state = _up_to_date(store, self.neighbours_path)
-        if state is None:
+        from .neighbours import FAISS_THRESHOLD
+
+        files = store.files("ok")
+        if sum(f.frames for f in files) < FAISS_THRESHOLD or _saved_is_current(store, self.neighbours_path, files):
             return
-        if state["files"] != (store.neighbour_state() or {}).get("files"):
-            index.save(self.neighbours_path)
-            store.set_neighbour_state({**state, "digest": content_hash(self.neighbours_path, self.neighbours_path.stat().st_size)})
+        index, state = _up_to_date(store, self.neighbours_path)
+        index.save(self.neighbours_path)
+        store.set_neighbour_state({**state, "digest": content_hash(self.neighbours_path, self.neighbours_path.stat().st_size)})
 
     # -- re-labelling -----------------------------------------------------------------------------
 
@@ -447,6 +448,18 @@ def _stacked(store: LibraryStore, files: list[StoredFile]) -> tuple[np.ndarray, 
     return np.concatenate(ids), np.concatenate(vectors)
 
 
+def _versions(files: list[StoredFile]) -> dict[str, list[int]]:
+    """What a neighbour index of `files` holds: each file's version and frame count, by id."""
+    return {str(f.id): [f.version, f.frames] for f in files}
+
+
+def _saved_is_current(store: LibraryStore, saved: Path, files: list[StoredFile]) -> bool:
+    """Whether the saved neighbour index is the one recorded, and holds `files` as they are."""
+    state = store.neighbour_state()
+    return (state is not None and state.get("files") == _versions(files) and saved.exists()
+            and content_hash(saved, saved.stat().st_size) == state.get("digest"))
+
+
 def _up_to_date(store: LibraryStore, saved: Path):
     """(index, state): the neighbour index of the store's vectors, and for a FAISS one what it
     holds ({"files": {id: [version, frames]}}; None for an exact one). The saved index is loaded
@@ -465,8 +478,7 @@ def _up_to_date(store: LibraryStore, saved: Path):
             log.warning("%s; building it again from the stored vectors", exc)
     if index is None:
         ids, vectors = _stacked(store, files)
-        index = build_index(ids, vectors, exact=False)
-        return index, {"files": {str(f.id): [f.version, f.frames] for f in files}}
+        return build_index(ids, vectors, exact=False), {"files": _versions(files)}
     held = {int(k): v for k, v in state["files"].items()}
     current = {f.id: f for f in files}
     stale = [file_id for file_id, (version, _) in held.items() if file_id not in current or current[file_id].version != version]
@@ -475,4 +487,4 @@ def _up_to_date(store: LibraryStore, saved: Path):
     fresh = [f for f in files if f.id not in held or f.id in stale]
     for stored, vectors in store.all_vectors(fresh):
         index.add(frame_id(stored.id, 0) + np.arange(len(vectors), dtype=np.int64), vectors)
-    return index, {"files": {str(f.id): [f.version, f.frames] for f in files}}
+    return index, {"files": _versions(files)}
