@@ -586,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(argv, closed)
     finally:
+        gc.unfreeze()  # what `_classifier` froze, back in the collector's sight for a caller that goes on
         if sys.stderr is not stderr:
             sys.stderr.flush()
             sys.stderr = stderr
