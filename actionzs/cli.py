@@ -452,18 +452,12 @@ def cmd_index(args) -> int:
     from tqdm.auto import tqdm
 
     from .library import Library
-    from .scan import find_videos
     from .schema import option
     from .video import header_seconds
 
     settings = _settings(args)
     for name in ("backend", "batch_size", "decode_workers", "device", "dtype", "fps", "model"):
         option(name).check(settings[name])
-    files, problems = find_videos(args.inputs, images=True)
-    for problem in problems:
-        _say(f"warning: {problem}")
-    if not files:
-        raise InvalidInputError(f"no videos or images found in {', '.join(args.inputs)}")
     new = not os.path.exists(args.index)
     library = Library(
         args.index, args.model or (settings["model"] if new else None), fps=args.fps or (settings["fps"] if new else None),
@@ -485,7 +479,7 @@ def cmd_index(args) -> int:
         bar.update(expected.get(path, seconds))
 
     with bar:
-        report = library.add(files, prune=args.prune, wait=args.wait, progress=progress, planned=planned)
+        report = library.add(args.inputs, prune=args.prune, wait=args.wait, progress=progress, planned=planned)
     for path, reason in report.failed.items():
         if path not in expected:  # not reported as it happened: could not even be looked at
             _say(f"error: {path}: {reason}")

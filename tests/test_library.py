@@ -89,7 +89,7 @@ def test_index_stores_each_file_once_with_its_frames_and_failures(tmp_path, clip
 
 def test_a_second_run_embeds_only_what_changed(tmp_path, clip_dir, folder):
     library = _library(tmp_path, clip_dir)
-    library.add(_files(folder))
+    library.add(folder)  # a folder is searched for videos and images
     again = library.add(_files(folder))
     assert again.embedded == [] and again.unchanged == 5 and list(again.failed) == [str(folder / "broken.mp4")]  # retried
 

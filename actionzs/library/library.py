@@ -143,18 +143,26 @@ class Library:
 
     # -- adding files -----------------------------------------------------------------------------
 
-    def add(self, paths: Iterable[str | os.PathLike], *, prune: bool = False, wait: bool = False,
+    def add(self, paths: str | os.PathLike | Iterable[str | os.PathLike], *, prune: bool = False, wait: bool = False,
             progress: Callable[[str, float, str | None], None] | None = None, planned: Callable[[Update], None] | None = None) -> IndexReport:
-        """Embed the new and changed files of `paths` (files; see `scan.find_videos` for folders
-        and globs) and store them; retry files that failed before; with `prune`, drop files that
-        are gone from the disk. One writer at a time: another run waits (`wait`) or fails.
-        `progress(path, seconds, error)` is called as each file is done (error: None, or why it
-        failed), `planned` once with the plan."""
+        """Embed the new and changed videos and images of `paths` (files, folders searched
+        recursively, globs; see `scan.find_videos`) and store them; retry files that failed
+        before; with `prune`, drop files that are gone from the disk. One writer at a time: another
+        run waits (`wait`) or fails. `progress(path, seconds, error)` is called as each file is
+        done (error: None, or why it failed), `planned` once with the plan."""
+        from ..scan import find_videos
+
+        inputs = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
+        found, problems = find_videos(inputs, images=True)
+        for problem in problems:
+            log.warning("%s", problem)
+        if not found:
+            raise InvalidInputError(f"no videos or images found in {', '.join(inputs)}")
         run = self._run()
         report = IndexReport()
         with WriterLock(self.path, wait=wait, waiting=log.warning), LibraryStore(self.path, writable=True, create=True) as store:
             store.claim(self._settings(run))
-            update = plan_update(store, [os.fspath(p) for p in paths])
+            update = plan_update(store, found)
             if planned is not None:
                 planned(update)
             report.unchanged, report.gone = update.unchanged, len(update.gone)
