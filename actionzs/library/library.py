@@ -93,7 +93,7 @@ class Library:
         self._loading = {"backend": backend, "decode_workers": decode_workers, "batch_size": batch_size,
                          "device": device, "dtype": dtype}
         self._fps = fps
-        self._neighbours = None  # (generation, index) of the last search
+        self._neighbours: dict[bool, tuple[int, object]] = {}  # exact or not -> (generation, index) last searched
 
     # -- the model ------------------------------------------------------------------------------
 
@@ -221,10 +221,10 @@ class Library:
             if not files:
                 return [[] for _ in queries]
             vectors = self._query_vectors(store, queries, hypothesis_template)
-            if videos is not None or exact:
+            if videos is not None:
                 index = _exact_index(store, list(files.values()))
             else:
-                index = self._current_neighbours(store)
+                index = self._current_neighbours(store, exact)
             return self._moments(store, files, index, queries, vectors, top_k, window_seconds)
 
     def _query_vectors(self, store: LibraryStore, queries: list[Query], templates) -> np.ndarray:
@@ -334,14 +334,16 @@ class Library:
     def neighbours_path(self) -> Path:
         return Path(f"{os.fspath(self.path)}.neighbours")
 
-    def _current_neighbours(self, store: LibraryStore):
-        """The neighbour index of the stored vectors: exact for a small library; else the saved
-        FAISS index, brought up to date in memory (kept for the next search of this object)."""
+    def _current_neighbours(self, store: LibraryStore, exact: bool):
+        """The neighbour index of the stored vectors, kept for the next search of this object
+        while nothing changes: exact when asked or for a small library, else the saved FAISS
+        index brought up to date in memory."""
         generation = store.generation
-        if self._neighbours is not None and self._neighbours[0] == generation:
-            return self._neighbours[1]
-        index, _ = _up_to_date(store, self.neighbours_path)
-        self._neighbours = (generation, index)
+        held = self._neighbours.get(exact)
+        if held is not None and held[0] == generation:
+            return held[1]
+        index = _exact_index(store, store.files("ok")) if exact else _up_to_date(store, self.neighbours_path)[0]
+        self._neighbours[exact] = (generation, index)
         return index
 
     def _saved_neighbours(self, store: LibraryStore) -> None:
