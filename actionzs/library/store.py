@@ -8,7 +8,8 @@ next run carries on. Only one writer runs at a time: `WriterLock` holds an exclu
 
 Paths are stored relative to the folder holding the index, so the index moves with its library.
 Vectors are float16 (half the bytes, a cosine changes by < 1e-3), in row chunks of `CHUNK_ROWS`
-frames: no blob nears SQLite's size limit, and a single row is read without the rest
+frames, stored after the small columns (SQLite reads a row's columns in order, so the frame times
+are read without walking the vectors' pages): no blob nears SQLite's size limit, and a single row is read without the rest
 (`Connection.blobopen`). Nothing is pickled; every array is plain little-endian bytes whose length
 is checked against the frame count before use.
 
@@ -66,9 +67,9 @@ CREATE TABLE vectors (
     file_id INTEGER NOT NULL REFERENCES files (id) ON DELETE CASCADE,
     first_row INTEGER NOT NULL,
     rows INTEGER NOT NULL,
-    vectors BLOB NOT NULL,
     frame_indices BLOB NOT NULL,
     pts_seconds BLOB NOT NULL,
+    vectors BLOB NOT NULL,
     PRIMARY KEY (file_id, first_row)
 );
 """
@@ -238,8 +239,8 @@ class LibraryStore:
             self._db.executemany(
                 "INSERT INTO vectors VALUES (?, ?, ?, ?, ?, ?)",
                 (
-                    (file_id, first, len(vectors[first : first + CHUNK_ROWS]), vectors[first : first + CHUNK_ROWS].tobytes(),
-                     indices[first : first + CHUNK_ROWS].tobytes(), times[first : first + CHUNK_ROWS].tobytes())
+                    (file_id, first, len(vectors[first : first + CHUNK_ROWS]), indices[first : first + CHUNK_ROWS].tobytes(),
+                     times[first : first + CHUNK_ROWS].tobytes(), vectors[first : first + CHUNK_ROWS].tobytes())
                     for first in range(0, len(vectors), CHUNK_ROWS)
                 ),
             )
