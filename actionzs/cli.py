@@ -147,7 +147,8 @@ def _library_parsers(commands) -> None:
     index = commands.add_parser(
         "index", formatter_class=_HelpFormatter, help="embed a library of videos and images once, for search and re-labelling",
         description="Embed every video and image under folders or globs (frames at --fps) into an index file; a second "
-                    "run embeds only new or changed files and retries failed ones.")
+                    "run embeds only new or changed files and retries failed ones. For an existing index, --model and "
+                    "--fps default to those it was built with (the config's defaults are for a new one).")
     index.add_argument("inputs", nargs="+", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
     index.add_argument("--index", required=True, metavar="LIB", help="the index file (made if missing); paths are stored relative to its folder")
     for name in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps"):
