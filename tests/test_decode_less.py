@@ -4,7 +4,8 @@ gives the frames the samplers ask for.
 
 The truth is a full single-threaded PyAV decode (`container.decode`), each frame converted as the
 backend converts it. Each clip is written with PyAV: B-frames, an open GOP, a first frame whose
-time is not 0, a variable frame rate, MPEG-4 Part 2 in AVI and MKV, and HEVC.
+time is not 0, a variable frame rate, MPEG-4 Part 2 in AVI and MKV, and HEVC. Keyframe sampling
+gives exactly the frames a full decode flags as keyframes, at their own times.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ import numpy as np
 import pytest
 
 from actionzs import sampling
-from actionzs.errors import VideoDecodeError
+from actionzs.classifier import ZeroShotVideoClassifier
+from actionzs.errors import InvalidInputError, VideoDecodeError, VideoOptionsError
+from actionzs.models import load_encoder
+from actionzs.options import RunOptions
 from actionzs.testing import read_index
 from actionzs.video import open_video
 from actionzs.video.pyav_reader import PyAVReader
@@ -131,3 +135,56 @@ def test_one_frame_a_second_decodes_fewer_frames_per_frame_delivered(tmp_path):
         reader.close()
     assert np.array_equal(frames[True], frames[False])
     assert cost[True] < 0.8 * cost[False], cost
+
+
+# -- keyframe sampling ---------------------------------------------------------------------------
+
+
+def full_decode_keyframes(path: Path) -> tuple[list[int], list[float]]:
+    """The positions and times (seconds from the first frame) of the frames a full decode flags as
+    keyframes."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [(frame.pts, frame.key_frame) for frame in container.decode(stream)]
+    first = frames[0][0]
+    keys = [i for i, (_, key) in enumerate(frames) if key]
+    return keys, [round((frames[i][0] - first) * float(stream.time_base), 6) for i in keys]
+
+
+@pytest.mark.parametrize("clip", ["h264 bf2 mp4", "h264 open gop", "h264 late start", "h264 vfr", "mpeg4 mkv", "hevc"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keyframe_sampling_gives_the_keyframes_at_their_own_times(clips, clip, backend):
+    if clip not in clips:
+        pytest.skip(f"this FFmpeg cannot encode {CLIPS[clip][1]}")
+    try:
+        video = open_video(clips[clip], backend)
+    except VideoDecodeError:
+        return  # refused: the backend might read this file wrongly
+    keys, seconds = full_decode_keyframes(clips[clip])
+    sample = sampling.keyframes(video.timeline)
+    assert sample.indices.tolist() == keys and set(range(0, FRAMES, 30)) <= set(keys)
+    np.testing.assert_allclose(sample.pts_seconds, seconds, atol=1e-6)
+    assert [read_index(frame) for frame in video.get_frames(sample.indices).data] == keys
+
+
+def test_keyframe_sampling_is_refused_where_keyframes_are_unknown():
+    timeline = sampling.Timeline.constant_rate(50, 25.0)
+    with pytest.raises(VideoOptionsError, match="keyframe"):
+        sampling.keyframes(timeline)
+    assert sampling.keyframes(sampling.Timeline.constant_rate(1, 25.0)).indices.tolist() == [0]  # a still image
+
+
+def test_a_frame_encoder_embeds_the_keyframes_and_records_it(clips, clip_dir, xclip_dir):
+    path = clips["h264 vfr"]
+    keys, seconds = full_decode_keyframes(path)
+    classifier = ZeroShotVideoClassifier(load_encoder(str(clip_dir), dtype="float32"), RunOptions(fps=2.0))
+    by_rate = classifier.embed(str(path), segments=True)
+    by_keys = classifier.embed(str(path), segments=True, keyframes=True)
+    assert by_keys.sampling == {"keyframes": True} and by_rate.sampling == {"fps": 2.0}
+    assert by_keys.indices.tolist() == keys
+    np.testing.assert_allclose(by_keys.pts_seconds, seconds, atol=1e-6)
+    result = classifier(str(path), candidate_labels=["a", "b"], segments=True, keyframes=True)
+    assert len(result["segments"]) == len(sampling.windows(by_keys.duration, 2.0, 1.0))  # windows borrow keyframes
+    xclip = ZeroShotVideoClassifier(load_encoder(str(xclip_dir), dtype="float32"))
+    with pytest.raises(InvalidInputError, match="keyframe sampling"):
+        xclip.embed(str(path), keyframes=True)
