@@ -172,7 +172,9 @@ def keyframes(timeline: Timeline) -> Sample:
             "keyframe sampling needs the container's keyframe flags, which this video does not give; use --fps"
         )
     if len(timeline.keyframes) > MAX_FRAMES:
-        raise VideoOptionsError(f"{len(timeline.keyframes):,} keyframes are more than the {MAX_FRAMES:,} frames allowed; use --fps")
+        raise VideoOptionsError(
+            f"{len(timeline.keyframes):,} keyframes are more than the {MAX_FRAMES:,} frames allowed; use --fps"
+        )
     indices = timeline.keyframes.astype(np.int64)
     return Sample(indices, timeline.pts_seconds[indices])
 

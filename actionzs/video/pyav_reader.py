@@ -40,7 +40,9 @@ class PyAVReader(Reader):
     chooses_stream = True
     takes_index = True
 
-    def __init__(self, path: str, *, strict: bool = False, index: StreamIndex | None = None, skip_unwanted: bool = True):
+    def __init__(
+        self, path: str, *, strict: bool = False, index: StreamIndex | None = None, skip_unwanted: bool = True
+    ):
         """`skip_unwanted=False` decodes every frame on the way to a wanted one (to measure what
         skipping saves; the frames given are the same)."""
         import av
@@ -91,7 +93,8 @@ class PyAVReader(Reader):
         # freed by `gc` at any moment, in a forked child too. PyAV's containers are in cycles of
         # their own (container <-> stream): one decoding thread, so that freeing a codec there
         # never waits for threads that live only in the parent.
-        return _decoded(self._av, self._container, self._container.streams[self._index.stream], self._damage, self._plan)
+        stream = self._container.streams[self._index.stream]
+        return _decoded(self._av, self._container, stream, self._damage, self._plan)
 
     @property
     def frames_decoded(self) -> int:

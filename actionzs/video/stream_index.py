@@ -323,5 +323,6 @@ def agreed_timeline(name: str, reader, index: StreamIndex) -> Timeline:
     if own < index.num_frames:  # frames past the end do not decode: a cut file
         log.info("%s: %d of the %d frames the container lists decode", index.path, own, index.num_frames)
         keys = index.timeline.keyframes
-        return Timeline(index.timeline.pts_seconds[:own], index.timeline.end_of(own - 1), (), None if keys is None else keys[keys < own])
+        kept = None if keys is None else keys[keys < own]
+        return Timeline(index.timeline.pts_seconds[:own], index.timeline.end_of(own - 1), (), kept)
     return index.timeline
