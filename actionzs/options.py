@@ -15,12 +15,14 @@ class RunOptions:
 
     Each field's type, unit, range, default and meaning is declared once in `actionzs.schema` (and
     listed in configs/README.md): `fps` is the sampling rate in frames per second, `window` and
-    `stride` are seconds, `num_frames` and `top_k` None mean sampling at fps and all labels.
+    `stride` are seconds, `num_frames` and `top_k` None mean sampling at fps and all labels;
+    `keyframes` samples the stream's keyframes instead of either.
     `events` (an EventOptions, or a mapping of its fields) says how segment scores become events.
     """
 
     fps: float = default("fps")
     num_frames: int | None = default("num_frames")
+    keyframes: bool = default("keyframes")
     window: float = default("window")
     stride: float = default("stride")
     pooling: str = default("pooling")

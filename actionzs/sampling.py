@@ -35,11 +35,13 @@ def _count(n: float) -> str:
 @dataclass(frozen=True, repr=False)
 class Timeline:
     """Presentation times of every frame (seconds from the first frame) and the stream's duration;
-    `gaps` are stretches [start, end) whose frames the file lists but that do not decode."""
+    `gaps` are stretches [start, end) whose frames the file lists but that do not decode;
+    `keyframes` the sorted indices of the frames the container flags as keyframes (None: unknown)."""
 
     pts_seconds: np.ndarray
     duration: float
     gaps: tuple[tuple[float, float], ...] = ()
+    keyframes: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         pts = self.pts_seconds
@@ -52,8 +54,10 @@ class Timeline:
 
     @classmethod
     def constant_rate(cls, num_frames: int, average_fps: float) -> Timeline:
-        """The timeline of `num_frames` frames spaced 1/average_fps apart (a stream's own rate)."""
-        return cls(np.arange(num_frames) / average_fps, num_frames / average_fps)
+        """The timeline of `num_frames` frames spaced 1/average_fps apart (a stream's own rate);
+        a single frame (a still image) is its own keyframe."""
+        still = np.zeros(1, np.int64) if num_frames == 1 else None
+        return cls(np.arange(num_frames) / average_fps, num_frames / average_fps, keyframes=still)
 
     @property
     def num_frames(self) -> int:
@@ -157,6 +161,22 @@ def at_fps(timeline: Timeline, rate: float, start: float = 0.0, end: float | Non
             f"{MAX_FRAMES:,} allowed; use a lower fps (--fps)"
         )
     return Sample(sample.indices[keep], sample.pts_seconds[keep])
+
+
+def keyframes(timeline: Timeline) -> Sample:
+    """Every keyframe of the stream at its own time: for hours of footage, a decode of a few hundred
+    frames that need no other. Windows without a keyframe borrow the nearest one (`frames_in`). A
+    timeline whose keyframes are unknown (the container could not be indexed) is a `VideoOptionsError`."""
+    if timeline.keyframes is None or not len(timeline.keyframes):
+        raise VideoOptionsError(
+            "keyframe sampling needs the container's keyframe flags, which this video does not give; use --fps"
+        )
+    if len(timeline.keyframes) > MAX_FRAMES:
+        raise VideoOptionsError(
+            f"{len(timeline.keyframes):,} keyframes are more than the {MAX_FRAMES:,} frames allowed; use --fps"
+        )
+    indices = timeline.keyframes.astype(np.int64)
+    return Sample(indices, timeline.pts_seconds[indices])
 
 
 def window_count(duration: float, length: float, stride: float) -> float:

@@ -187,6 +187,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("num_frames", "sampling", int, 8, "--num-frames",
            "frames spread uniformly over the video for a clip score, with segments off", unit="frames",
            minimum=1, maximum=10_000, none_means="sampling at fps", metavar="N"),
+    Option("keyframes", "sampling", bool, False, "--keyframes",
+           "embed the stream's keyframes at their own times instead of frames at fps or num_frames: hours of "
+           "camera footage for a few hundred decodes; windows without a keyframe borrow the nearest one; frame "
+           "encoders only"),
     Option("window", "sampling", float, 2.0, "--window",
            "window length; a video shorter than one window is one window", unit=_SECONDS, minimum=0.01,
            metavar="S"),

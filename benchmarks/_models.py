@@ -231,10 +231,11 @@ def _texture(height: int, width: int, seed: int) -> np.ndarray:
 
 def write_moving_clip(
     path: Path, seconds: float, *, width: int = 1280, height: int = 720, fps: int = 25, gop: int = 250,
-    preset: str = "ultrafast", crf: int = 23, seed: int = 0,
+    preset: str = "ultrafast", crf: int = 23, seed: int = 0, bframes: int = 0,
 ) -> Path:
     """H.264 (yuv420p) clip: a textured background panning diagonally, a bright square crossing it, and a
-    scene change (new texture) every 20 s so the content is not one static shot. Written with PyAV."""
+    scene change (new texture) every 20 s so the content is not one static shot; `bframes` B-frames
+    between references (the preset's own, 0 for ultrafast, when 0). Written with PyAV."""
     import av
 
     frames = int(round(seconds * fps))
@@ -244,7 +245,8 @@ def write_moving_clip(
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": preset, "crf": str(crf), "g": str(gop), "keyint_min": str(min(gop, 25))}
+        stream.options = {"preset": preset, "crf": str(crf), "g": str(gop), "keyint_min": str(min(gop, 25)),
+                          **({"bf": str(bframes)} if bframes else {})}
         box = max(8, height // 6)
         for i in range(frames):
             scene = scenes[(i // (20 * fps)) % len(scenes)]
@@ -260,18 +262,21 @@ def write_moving_clip(
             container.mux(packet)
     os.replace(tmp, path)
     size = path.stat().st_size
-    log(f"wrote {path.name}: {frames} frames {width}x{height} @ {fps} fps, GOP {gop}, "
+    log(f"wrote {path.name}: {frames} frames {width}x{height} @ {fps} fps, GOP {gop}, {bframes} B-frames, "
         f"{size / 2**20:.1f} MiB ({8 * size / seconds / 1e6:.2f} Mbit/s) in {time.perf_counter() - started:.1f} s")
     return path
 
 
-def clip(seconds: float, *, width: int = 1280, height: int = 720, fps: int = 25, gop: int = 250) -> Path:
-    """The cached benchmark clip of this length and size (generated on first use)."""
+def clip(
+    seconds: float, *, width: int = 1280, height: int = 720, fps: int = 25, gop: int = 250, bframes: int = 0
+) -> Path:
+    """The cached benchmark clip of this length, size, GOP and B-frames (generated on first use)."""
     CLIPS.mkdir(parents=True, exist_ok=True)
-    path = CLIPS / f"moving-{width}x{height}-{fps}fps-g{gop}-{int(seconds)}s.mp4"
+    tail = f"-b{bframes}" if bframes else ""
+    path = CLIPS / f"moving-{width}x{height}-{fps}fps-g{gop}{tail}-{int(seconds)}s.mp4"
     if not path.is_file():
         log(f"generating {path.name} (cached for later runs) ...")
-        write_moving_clip(path, seconds, width=width, height=height, fps=fps, gop=gop)
+        write_moving_clip(path, seconds, width=width, height=height, fps=fps, gop=gop, bframes=bframes)
     return path
 
 

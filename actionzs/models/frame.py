@@ -58,8 +58,10 @@ class FrameEncoder(Encoder):
         """L2-normalised float32 embeddings [N, D] of preprocessed frames [N, 3, h, w]."""
 
     def sampling(self, run) -> dict:
-        """Frames at `fps` per second with segments on (or no `num_frames`), else `num_frames`
-        spread uniformly over the video."""
+        """The stream's keyframes when asked, else frames at `fps` per second with segments on (or
+        no `num_frames`), else `num_frames` spread uniformly over the video."""
+        if run.keyframes:
+            return {"keyframes": True}
         if run.segments or run.num_frames is None:
             return {"fps": float(run.fps)}
         return {"uniform": int(run.num_frames)}
@@ -70,7 +72,9 @@ class FrameEncoder(Encoder):
         chosen = self.sampling(run)
         if run.segments:
             sampling.check_windows(timeline.duration, run.window, run.stride)
-        if "fps" in chosen:
+        if "keyframes" in chosen:
+            sample = sampling.keyframes(timeline)
+        elif "fps" in chosen:
             sample = sampling.at_fps(timeline, chosen["fps"])
         else:
             sample = sampling.uniform(timeline, chosen["uniform"])

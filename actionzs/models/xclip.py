@@ -85,7 +85,13 @@ class XClipEncoder(CheckpointEncoder, Encoder):
         return model.config.model_type == "xclip"
 
     def sampling(self, run) -> dict:
-        """Exactly `frames_per_clip` frames per span; `fps`, `num_frames` and `pooling` do not apply."""
+        """Exactly `frames_per_clip` frames per span; `fps`, `num_frames` and `pooling` do not apply,
+        and keyframes (unevenly spaced, one every few seconds) are no clip of its frames."""
+        if run.keyframes:
+            raise InvalidInputError(
+                f"{self.name} embeds clips of {self.frames_per_clip} evenly spaced frames; keyframe sampling "
+                "(--keyframes) is for frame encoders (CLIP, SigLIP)"
+            )
         return {"frames_per_clip": self.frames_per_clip, "windows": [run.window, run.stride] if run.segments else None}
 
     def plan(self, timeline, run) -> ClipPlan:

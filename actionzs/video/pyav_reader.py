@@ -4,7 +4,9 @@ It reads what a full FFmpeg decode presents, so it is exact where other backends
 frame rates, edit lists, several video streams, B-frames in any container, codecs the other
 backends lack (AV1). Each decoded frame is placed by its presentation time among the container's
 (`StreamIndex`), so a seek that lands elsewhere, or a frame that does not decode, can never hand out
-a neighbour. It seeks to the keyframe before a wanted frame when that skips decoding.
+a neighbour. It seeks to the keyframe before a wanted frame when that skips decoding, and lets
+the decoder drop the frames no other frame refers to unless they are wanted (FFmpeg's
+`skip_frame`), which changes no frame it gives: it only leaves out pictures nothing is built on.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ SEEK_TRIES = 3
 #: Frames decoded past a wanted one before it counts as lost. Past damage a decoder can give
 #: frames out of order; H.264 and HEVC reorder at most 16 frames.
 REORDER_DEPTH = 16
+#: Codecs whose decoder drops a frame at skip_frame "NONREF" only when no later frame can refer to
+#: it (H.264's nal_ref_idc 0, the B-pictures of MPEG-1/2/4 Part 2). HEVC is not among them: its
+#: "non-reference" pictures are so only within their temporal sub-layer, and higher ones may use them.
+SKIPPING_CODECS = frozenset({"h264", "mpeg4", "mpeg2video", "mpeg1video"})
 
 
 class PyAVReader(Reader):
@@ -34,7 +40,11 @@ class PyAVReader(Reader):
     chooses_stream = True
     takes_index = True
 
-    def __init__(self, path: str, *, strict: bool = False, index: StreamIndex | None = None):
+    def __init__(
+        self, path: str, *, strict: bool = False, index: StreamIndex | None = None, skip_unwanted: bool = True
+    ):
+        """`skip_unwanted=False` decodes every frame on the way to a wanted one (to measure what
+        skipping saves; the frames given are the same)."""
         import av
 
         self._av = av
@@ -47,6 +57,11 @@ class PyAVReader(Reader):
         except Exception:
             raise VideoDecodeError(path, f"{index.codec} video, which this FFmpeg cannot decode") from None
         self._index = index
+        # Skipping needs packets placed by their own times: it is off where frames are counted
+        # (untimed containers) and past damage (where a decoder's concealment may differ).
+        self._plan = _Plan(skip_unwanted and index.seekable and index.codec in SKIPPING_CODECS)
+        #: Frames given out by `read`; with `frames_decoded`, what each one cost.
+        self.frames_delivered = 0
         self.timeline = index.timeline
         self.average_fps = index.average_fps
         self._container = None
@@ -78,7 +93,13 @@ class PyAVReader(Reader):
         # freed by `gc` at any moment, in a forked child too. PyAV's containers are in cycles of
         # their own (container <-> stream): one decoding thread, so that freeing a codec there
         # never waits for threads that live only in the parent.
-        return _decoded(self._av, self._container, self._container.streams[self._index.stream], self._damage)
+        stream = self._container.streams[self._index.stream]
+        return _decoded(self._av, self._container, stream, self._damage, self._plan)
+
+    @property
+    def frames_decoded(self) -> int:
+        """Frames the decoder has made so far (frames it skipped are not among them)."""
+        return self._plan.decoded
 
     def _place(self, frame, counted: int) -> int | None:
         """The index of a decoded frame: by its time among the container's, or (a stream without
@@ -177,10 +198,15 @@ class PyAVReader(Reader):
         height, width = resize_dims(self.height, self.width, size)
         decode_h, decode_w = (width, height) if self._rotation % 2 else (height, width)
         out = np.empty((len(indices), height, width, 3), np.uint8)
-        for slot, index in enumerate(indices.tolist()):
-            frame = self._frame(index)
-            rgb = frame.to_ndarray(format="rgb24", width=decode_w, height=decode_h, interpolation="AREA")
-            out[slot] = np.rot90(rgb, self._rotation) if self._rotation else rgb
+        self._plan.want(self._index.pts[indices] if len(indices) else ())
+        try:
+            for slot, index in enumerate(indices.tolist()):
+                frame = self._frame(index)
+                rgb = frame.to_ndarray(format="rgb24", width=decode_w, height=decode_h, interpolation="AREA")
+                out[slot] = np.rot90(rgb, self._rotation) if self._rotation else rgb
+                self.frames_delivered += 1
+        finally:
+            self._plan.want(())
         return out
 
     def close(self) -> None:
@@ -196,12 +222,45 @@ class _Damage:
     seen = False
 
 
-def _decoded(av, container, stream, damage: _Damage) -> Iterator:
-    """The stream's frames in presentation order; a packet that does not decode is skipped."""
+class _Plan:
+    """The frames the current read wants, shared with the decoding generator (which must not hold
+    the reader), and how many frames the decoder has made.
+
+    A packet is decoded in full when its frame is wanted or lies past the last wanted one (a later
+    read may want it, and the decoder may take packets a few frames ahead of what it gives); the
+    others may be dropped when nothing refers to them. Any frame dropped so lies before the last
+    frame read, so asking for it later goes back through a seek, as asking for any earlier frame does.
+    """
+
+    def __init__(self, skipping: bool):
+        self.skipping = skipping
+        self.wanted: frozenset[int] = frozenset()
+        self.last = -(2**63)  # the last wanted pts; packets past it are decoded in full
+        self.decoded = 0
+
+    def want(self, pts) -> None:
+        """Plan for the frames at `pts` (container times); none: decode every frame."""
+        self.wanted = frozenset(int(t) for t in pts)
+        self.last = max(self.wanted, default=-(2**63))
+
+    def droppable(self, pts: int | None) -> bool:
+        return self.skipping and pts is not None and pts < self.last and pts not in self.wanted
+
+
+def _decoded(av, container, stream, damage: _Damage, plan: _Plan) -> Iterator:
+    """The stream's frames in presentation order; a packet that does not decode is skipped, and
+    one the plan can do without is left to the decoder to drop if nothing refers to it."""
+    context, skip = stream.codec_context, None  # the context may keep a setting from before a seek
     try:
         for packet in container.demux(stream):
+            pts = packet.pts if packet.pts is not None else packet.dts  # as the index has it
+            needed = "NONREF" if plan.droppable(pts) else "DEFAULT"
+            if needed != skip:
+                context.skip_frame = skip = needed
             try:
-                yield from packet.decode()
+                frames = packet.decode()
+                plan.decoded += len(frames)
+                yield from frames
             except av.error.FFmpegError as exc:
                 log.debug("%s: a packet does not decode: %s", container.name, exc)
                 damage.seen = True

@@ -241,11 +241,15 @@ def _index(path, format_name, stream, count, codec, packets: _Packets) -> Stream
         if len(seconds) > 1 and not np.all(np.diff(np.round(seconds, 6)) > 0):
             raise VideoDecodeError(path, "frames less than a microsecond apart: the stream's times cannot be right")
         seconds = np.round(seconds, 6)
-        timeline = Timeline(seconds, _duration(seconds, stream), _skipped(seconds))
+        keyframes = np.flatnonzero(keys[order])
+        timeline = Timeline(seconds, _duration(seconds, stream), _skipped(seconds), keyframes)
         keyframe_pts = np.sort(pts[keys])
         presented = pts[order]
     else:
-        timeline = Timeline.constant_rate(len(pts), rate or _nominal_fps(path, stream))
+        # Packets are counted in file order, which is the frames' order only without B-frames.
+        keyframes = None if reordered else np.flatnonzero(keys)
+        steady = Timeline.constant_rate(len(pts), rate or _nominal_fps(path, stream))
+        timeline = Timeline(steady.pts_seconds, steady.duration, keyframes=keyframes)
         presented = np.arange(len(pts), dtype=np.int64)
         keyframe_pts = np.flatnonzero(keys).astype(np.int64)  # frame numbers
         time_base = Fraction(1, 1)
@@ -318,5 +322,7 @@ def agreed_timeline(name: str, reader, index: StreamIndex) -> Timeline:
         raise VideoDecodeError(index.path, f"{reason}; it would read wrong frames")
     if own < index.num_frames:  # frames past the end do not decode: a cut file
         log.info("%s: %d of the %d frames the container lists decode", index.path, own, index.num_frames)
-        return Timeline(index.timeline.pts_seconds[:own], index.timeline.end_of(own - 1))
+        keys = index.timeline.keyframes
+        kept = None if keys is None else keys[keys < own]
+        return Timeline(index.timeline.pts_seconds[:own], index.timeline.end_of(own - 1), (), kept)
     return index.timeline

@@ -221,7 +221,8 @@ class Video:
             return before != full.num_frames
         lost = np.setdiff1d(np.arange(full.num_frames), kept)
         gaps = _merged([*full.gaps, *_runs(lost, full)])
-        self._timeline = Timeline(full.pts_seconds[kept], round(full.end_of(kept[-1]), 6), tuple(gaps))
+        keys = None if full.keyframes is None else np.flatnonzero(np.isin(kept, full.keyframes))
+        self._timeline = Timeline(full.pts_seconds[kept], round(full.end_of(kept[-1]), 6), tuple(gaps), keys)
         log.warning(
             "%s: %d of %d frames do not decode (damaged or cut); using the %d that do; missing: %s",
             self.path, len(lost), full.num_frames, len(kept), spans_text(gaps),

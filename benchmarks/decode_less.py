@@ -1,0 +1,213 @@
+"""Decoding less: actionzs at 1 frame/s against a hand-written decord + CLIP peer, against its own
+floors (decoding alone, the image encoder alone), and keyframe sampling against exact sampling.
+
+    python benchmarks/decode_less.py [--repeat 3] [--quiet-wait 5]
+
+In one process, runs interleaved, with CLIP ViT-B/32 shapes (random weights; see _models.py), on
+three 60 s 720p 25 fps H.264 clips: GOP 250 without B-frames (`_models.clip(60)`, the throughput
+clip), GOP 50 with 3 B-frames, and GOP 25 (1 s) without B-frames. Rows:
+
+peer        `decord.VideoReader(path).get_batch(indices)` (decord's default threads) at the frames
+            actionzs samples at 1 frame/s, then the checkpoint's processor and
+            `CLIPModel.get_image_features` in batches of 32 under inference_mode, in the dtype
+            actionzs's "auto" picks (bfloat16 where the CPU computes it natively, else float32):
+            decode first, encode after.
+actionzs    `ZeroShotVideoClassifier(encoder, fps=1, segments=True).embed(path)`, a fresh classifier
+            (empty caches) sharing one warmed-up encoder: backend auto (exact), --backend pyav, and
+            keyframe sampling (auto).
+decode      the frames the 1 frame/s plan needs at the encoder's decode size, per backend, read
+            through `Video` and nothing else; pyav also without skipping unwanted frames.
+encoder     the image encoder alone on those frames, decoded and preprocessed beforehand.
+
+Frames decoded per frame delivered: pyav's are counted by its reader (the decoder's output); for
+decord and OpenCV, which cannot be asked, they are worked out from the container's packets as a
+decoder that seeks to the keyframe before a wanted frame (when one lies past the last frame read)
+and decodes every packet from there would decode them (what pyav without skipping does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import _bench  # noqa: E402
+import _models  # noqa: E402
+from _bench import Series  # noqa: E402
+
+GOAL_PEER = 0.6  # actionzs / peer at most
+GOAL_FLOOR = 1.25  # actionzs / max(decode floor, encoder alone) at most
+GOAL_KEYFRAMES = 3.0  # exact 1 frame/s / keyframe sampling at least
+
+#: (label, `_models.clip` keywords) of the clips measured.
+CLIPS = [
+    ("GOP 250, no B-frames", dict(gop=250)),
+    ("GOP 50, 3 B-frames", dict(gop=50, bframes=3)),
+    ("GOP 25 (1 s), no B-frames", dict(gop=25)),
+]
+BATCH = 32
+
+
+def decodes_from_packets(path: str, wanted_pts: np.ndarray) -> int:
+    """Frames a decoder decodes for the frames at `wanted_pts`, read in order, when it seeks to the
+    keyframe before each wanted frame where one lies past the last packet it decoded, and
+    otherwise decodes every packet on from there (in file order) through the wanted one."""
+    import av
+
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        packets = [(p.pts, p.is_keyframe) for p in container.demux(stream) if p.size]
+    position = {pts: i for i, (pts, _) in enumerate(packets)}
+    keys = np.array([i for i, (_, key) in enumerate(packets) if key])
+    done, last = 0, -1
+    for pts in np.sort(wanted_pts).tolist():
+        at = position[pts]
+        if at <= last:
+            continue  # decoded on the way to an earlier wanted frame
+        key = int(keys[keys <= at][-1])
+        start = key if key > last else last + 1
+        done += at - start + 1
+        last = at
+    return done
+
+
+def run_clip(label: str, path: str, encoder, args) -> str:
+    import decord
+    import torch
+    import transformers
+
+    from actionzs import sampling
+    from actionzs.classifier import ZeroShotVideoClassifier
+    from actionzs.options import RunOptions
+    from actionzs.video import open_video
+    from actionzs.video.pyav_reader import PyAVReader
+    from actionzs.video.stream_index import index_stream
+    from actionzs.video.video import Video
+
+    index = index_stream(path)
+    plan = sampling.at_fps(index.timeline, 1.0)
+    keyframes = sampling.keyframes(index.timeline)
+    pre = encoder.preprocessor
+    dtype = encoder.model.dtype
+    model_dir = str(_models.clip_b32())
+    peer_model = transformers.CLIPModel.from_pretrained(model_dir, dtype=dtype).eval()
+    processor = transformers.CLIPProcessor.from_pretrained(model_dir)
+    options = RunOptions(fps=1.0, segments=True)
+
+    def peer() -> None:
+        frames = decord.VideoReader(path).get_batch(plan.indices.tolist()).asnumpy()
+        pixels = processor(images=list(frames), return_tensors="pt")["pixel_values"].to(dtype)
+        with torch.inference_mode():
+            for i in range(0, len(pixels), BATCH):
+                peer_model.get_image_features(pixel_values=pixels[i : i + BATCH])
+
+    def embed(backend: str, **run) -> None:
+        ZeroShotVideoClassifier(encoder, options, backend=backend).embed(path, **run)
+
+    counts: dict[str, int] = {}
+
+    def decode(name: str) -> None:
+        if name.startswith("pyav"):
+            reader = PyAVReader(path, index=index, skip_unwanted=name == "pyav")
+            video = Video(reader, path, "pyav", index=index)
+        else:
+            video = open_video(path, name)
+        with video:
+            for _ in video.iter_frames(plan.indices, pre.decode_size):
+                pass
+        if name.startswith("pyav"):
+            counts[name] = reader.frames_decoded
+
+    with open_video(path) as video:
+        pixels = pre(video.get_frames(plan.indices, pre.decode_size).data)
+
+    def encode_alone() -> None:
+        with torch.inference_mode():
+            for i in range(0, len(pixels), BATCH):
+                encoder.embed_frames(pixels[i : i + BATCH])
+
+    floors = ["decord", "pyav", "pyav no skipping", "opencv"]
+    paths = {
+        "peer": peer,
+        "actionzs auto (exact)": lambda: embed("auto"),
+        "actionzs --backend pyav": lambda: embed("pyav"),
+        "actionzs --keyframes": lambda: embed("auto", keyframes=True),
+        **{f"decode only: {name}": (lambda name=name: decode(name)) for name in floors},
+        "image encoder alone": encode_alone,
+    }
+    series = {name: Series(name) for name in paths}
+    peer()  # warm-up of the peer's model
+    for round_no in range(args.repeat):
+        _models.log(f"{label}: round {round_no + 1}/{args.repeat} (loadavg {_bench.loadavg()})")
+        for name, fn in paths.items():
+            _bench.timed(series[name], fn, args.quiet_wait)
+
+    n = len(plan)
+    rows = []
+    for name, s in series.items():
+        frames = len(keyframes) if name == "actionzs --keyframes" else n
+        b = s.best
+        rows.append([name, str(frames), f"{b.wall:.2f}", f"{frames / b.wall:.1f}", f"{b.cpu:.2f}", f"{100 * b.others:.0f}%", s.walls()])
+    info = open_video(path).info()
+    lines = [f"clip: {Path(path).name} ({label}; {info['width']}x{info['height']}, {info['num_frames']} frames, "
+             f"{info['duration']:.0f} s; {n} frames at 1 frame/s, {len(keyframes)} keyframes)  model: CLIP ViT-B/32 "
+             f"shapes, {str(dtype).replace('torch.', '')}"]
+    lines.append(_bench.table(rows, ["path", "frames", "wall s", "frames/s", "CPU s", "others", "all runs (wall s)"]))
+
+    modelled = decodes_from_packets(path, index.pts[plan.indices])
+    per = lambda decoded: f"{decoded / n:.1f}"  # noqa: E731
+    lines.append("frames decoded per frame delivered at 1 frame/s: "
+                 f"pyav {per(counts['pyav'])} (counted), pyav without skipping {per(counts['pyav no skipping'])} (counted), "
+                 f"decord and opencv {per(modelled)} (worked out from the packets)")
+
+    best = {name: s.best.wall for name, s in series.items()}
+    exact = best["actionzs auto (exact)"]
+    floor = max(best["decode only: decord"], best["image encoder alone"])
+    verdict = lambda ok: "MET" if ok else "NOT MET"  # noqa: E731
+    ratio = exact / best["peer"]
+    lines.append(f"actionzs / peer                           = {ratio:5.2f}   (goal <= {GOAL_PEER:g}: {verdict(ratio <= GOAL_PEER)})")
+    ratio = exact / floor
+    lines.append(f"actionzs / max(decode floor, encoder)     = {ratio:5.2f}   (goal <= {GOAL_FLOOR:g}: {verdict(ratio <= GOAL_FLOOR)}; "
+                 f"floor: decord {best['decode only: decord']:.2f} s, encoder {best['image encoder alone']:.2f} s)")
+    ratio = best["actionzs --backend pyav"] / best["peer"]
+    lines.append(f"actionzs --backend pyav / peer            = {ratio:5.2f}")
+    ratio = exact / best["actionzs --keyframes"]
+    lines.append(f"exact 1 frame/s / keyframe sampling       = {ratio:5.2f}x  (goal >= {GOAL_KEYFRAMES:g}x: {verdict(ratio >= GOAL_KEYFRAMES)})")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each path (the fastest is reported)")
+    parser.add_argument("--quiet-wait", type=float, default=5.0,
+                        help="before each measurement, wait up to this many seconds for other processes to go idle")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    import actionzs
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    print(f"date: {datetime.date.today().isoformat()}  {datetime.datetime.now().strftime('%H:%M:%S')}")
+    print(f"machine: {_models.machine()}")
+    print(f"loadavg at start: {_bench.loadavg()}; others' CPU now: {100 * _bench.others_load(2.0):.0f}%")
+    encoder = actionzs.pipeline(str(_models.clip_b32())).encoder
+    for label, shape in CLIPS:
+        path = str(_models.clip(60, **shape))
+        encoder.embed_frames(encoder.preprocessor(np.zeros((BATCH, 224, 224, 3), np.uint8)))  # warm kernels
+        print()
+        print(run_clip(label, path, encoder, args), flush=True)
+    print(f"\nloadavg at end: {_bench.loadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Decoding less changes no frame: what the PyAV backend gives while its decoder drops the frames
+nothing refers to is bit for bit what a full decode gives, and every backend that opens a file
+gives the frames the samplers ask for.
+
+The truth is a full single-threaded PyAV decode (`container.decode`), each frame converted as the
+backend converts it. Each clip is written with PyAV: B-frames, an open GOP, a first frame whose
+time is not 0, a variable frame rate, MPEG-4 Part 2 in AVI and MKV, and HEVC. Keyframe sampling
+gives exactly the frames a full decode flags as keyframes, at their own times.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from actionzs import sampling
+from actionzs.classifier import ZeroShotVideoClassifier
+from actionzs.errors import InvalidInputError, VideoDecodeError, VideoOptionsError
+from actionzs.models import load_encoder
+from actionzs.options import RunOptions
+from actionzs.testing import read_index
+from actionzs.video import open_video
+from actionzs.video.pyav_reader import PyAVReader
+from actionzs.video.stream_index import index_stream
+from helpers_video import BACKENDS, encode
+
+av = pytest.importorskip("av")
+
+FRAMES = 120
+GOP = {"g": "30", "keyint_min": "30", "sc_threshold": "0"}
+#: name -> (file name, codec, codec options, frame times or None)
+CLIPS = {
+    "h264 bf2 mp4": ("bf2.mp4", "libx264", {"bf": "2", **GOP}, None),
+    "h264 bf3 mkv": ("bf3.mkv", "libx264", {"bf": "3", **GOP}, None),
+    "h264 open gop": ("open gop.mkv", "libx264", {"bf": "3", **GOP, "x264-params": "open-gop=1"}, None),
+    "h264 late start": ("late.mkv", "libx264", {"bf": "2", **GOP}, [1.5 + i / 25 for i in range(FRAMES)]),
+    "h264 vfr": ("vfr.mkv", "libx264", {"bf": "3", **GOP}, list(np.cumsum([0.02 + 0.05 * (i % 3) for i in range(FRAMES)]) - 0.02)),
+    "mpeg4 avi": ("mpeg4.avi", "mpeg4", {"bf": "2", "g": "30", "qscale": "3"}, None),
+    "mpeg4 mkv": ("mpeg4.mkv", "mpeg4", {"bf": "2", "g": "30", "qscale": "3"}, None),
+    "hevc": ("hevc.mkv", "libx265", {"x265-params": "bframes=3:keyint=30:min-keyint=30:log-level=error"}, None),
+}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("decode less")
+    made = {}
+    for name, (file, codec, options, times) in CLIPS.items():
+        if codec not in av.codecs_available:
+            continue
+        made[name] = encode(folder / file, FRAMES, codec=codec, options=options, frame_times=times, grain=12)
+    return made
+
+
+def full_decode(path: Path, width: int, height: int) -> list[np.ndarray]:
+    """Every frame of a full single-threaded decode, converted as the PyAV backend converts it."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1
+        return [
+            frame.to_ndarray(format="rgb24", width=width, height=height, interpolation="AREA")
+            for frame in container.decode(stream)
+        ]
+
+
+def index_sets(timeline: sampling.Timeline) -> dict[str, np.ndarray]:
+    """What the samplers ask for: uniform, by rate, and windows' frames (runs with gaps between)."""
+    spans = sampling.windows(timeline.duration, 1.0, 1.5)
+    in_windows = np.concatenate([sampling.uniform(timeline, 6, s.start_seconds, s.end_seconds).indices for s in spans])
+    return {
+        "uniform": sampling.uniform(timeline, 8).indices,
+        "fps": sampling.at_fps(timeline, 3.0).indices,
+        "windows": np.unique(in_windows),
+        "every frame": np.arange(timeline.num_frames),
+    }
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+def test_pyav_frames_are_bit_identical_to_a_full_decode(clips, clip):
+    if clip not in clips:
+        pytest.skip(f"this FFmpeg cannot encode {CLIPS[clip][1]}")
+    path = clips[clip]
+    video = open_video(path, "pyav")
+    truth = full_decode(path, video.width, video.height)
+    assert video.num_frames == len(truth) == FRAMES
+    for name, wanted in index_sets(video.timeline).items():
+        batch = video.get_frames(wanted)
+        same = [np.array_equal(frame, truth[i]) for frame, i in zip(batch.data, wanted.tolist())]
+        assert all(same), f"{clip}, {name}: frames {wanted[~np.array(same)].tolist()} differ from the full decode"
+    times = video.timeline.pts_seconds
+    if CLIPS[clip][3] is not None:
+        np.testing.assert_allclose(times, np.array(CLIPS[clip][3]) - CLIPS[clip][3][0], atol=1e-6)
+
+
+@pytest.mark.parametrize("clip", CLIPS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_backend_that_opens_a_clip_gives_the_sampled_frames(clips, clip, backend):
+    if clip not in clips:
+        pytest.skip(f"this FFmpeg cannot encode {CLIPS[clip][1]}")
+    try:
+        video = open_video(clips[clip], backend)
+    except VideoDecodeError:
+        return  # refused: the backend might read this file wrongly
+    for name, wanted in index_sets(video.timeline).items():
+        if name == "every frame":
+            continue
+        got = [read_index(frame) for frame in video.get_frames(wanted).data]
+        assert got == wanted.tolist(), f"{backend}, {clip}, {name}"
+
+
+def test_skipping_applies_where_it_is_exact_only(clips):
+    """H.264 and MPEG-4 Part 2 in timed containers skip; HEVC and AVI (frames counted) do not."""
+    skipping = {name: PyAVReader(str(path))._plan.skipping for name, path in clips.items()}
+    assert skipping["h264 bf3 mkv"] and skipping["mpeg4 mkv"]
+    assert not skipping["mpeg4 avi"]
+    if "hevc" in skipping:
+        assert not skipping["hevc"]
+
+
+def test_one_frame_a_second_decodes_fewer_frames_per_frame_delivered(tmp_path):
+    """25 fps, a keyframe every 50 frames, 3 B-frames: at 1 frame/s the decoder made 190 frames
+    for 10 delivered without skipping and 107 with it (measured); asserted loosely."""
+    path = encode(
+        tmp_path / "gop50.mp4", 250, options={"bf": "3", "g": "50", "keyint_min": "50", "sc_threshold": "0"}, grain=20
+    )
+    index = index_stream(str(path))
+    wanted = sampling.at_fps(index.timeline, 1.0).indices
+    cost, frames = {}, {}
+    for skip in (False, True):
+        reader = PyAVReader(str(path), index=index, skip_unwanted=skip)
+        frames[skip] = reader.read(wanted, None)
+        cost[skip] = reader.frames_decoded / reader.frames_delivered
+        reader.close()
+    assert np.array_equal(frames[True], frames[False])
+    assert cost[True] < 0.8 * cost[False], cost
+
+
+# -- keyframe sampling ---------------------------------------------------------------------------
+
+
+def full_decode_keyframes(path: Path) -> tuple[list[int], list[float]]:
+    """The positions and times (seconds from the first frame) of the frames a full decode flags as
+    keyframes."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [(frame.pts, frame.key_frame) for frame in container.decode(stream)]
+    first = frames[0][0]
+    keys = [i for i, (_, key) in enumerate(frames) if key]
+    return keys, [round((frames[i][0] - first) * float(stream.time_base), 6) for i in keys]
+
+
+@pytest.mark.parametrize("clip", ["h264 bf2 mp4", "h264 open gop", "h264 late start", "h264 vfr", "mpeg4 mkv", "hevc"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keyframe_sampling_gives_the_keyframes_at_their_own_times(clips, clip, backend):
+    if clip not in clips:
+        pytest.skip(f"this FFmpeg cannot encode {CLIPS[clip][1]}")
+    try:
+        video = open_video(clips[clip], backend)
+    except VideoDecodeError:
+        return  # refused: the backend might read this file wrongly
+    keys, seconds = full_decode_keyframes(clips[clip])
+    sample = sampling.keyframes(video.timeline)
+    assert sample.indices.tolist() == keys and set(range(0, FRAMES, 30)) <= set(keys)
+    np.testing.assert_allclose(sample.pts_seconds, seconds, atol=1e-6)
+    assert [read_index(frame) for frame in video.get_frames(sample.indices).data] == keys
+
+
+def test_keyframe_sampling_is_refused_where_keyframes_are_unknown():
+    timeline = sampling.Timeline.constant_rate(50, 25.0)
+    with pytest.raises(VideoOptionsError, match="keyframe"):
+        sampling.keyframes(timeline)
+    assert sampling.keyframes(sampling.Timeline.constant_rate(1, 25.0)).indices.tolist() == [0]  # a still image
+
+
+def test_a_frame_encoder_embeds_the_keyframes_and_records_it(clips, clip_dir, xclip_dir):
+    path = clips["h264 vfr"]
+    keys, seconds = full_decode_keyframes(path)
+    classifier = ZeroShotVideoClassifier(load_encoder(str(clip_dir), dtype="float32"), RunOptions(fps=2.0))
+    by_rate = classifier.embed(str(path), segments=True)
+    by_keys = classifier.embed(str(path), segments=True, keyframes=True)
+    assert by_keys.sampling == {"keyframes": True} and by_rate.sampling == {"fps": 2.0}
+    assert by_keys.indices.tolist() == keys
+    np.testing.assert_allclose(by_keys.pts_seconds, seconds, atol=1e-6)
+    result = classifier(str(path), candidate_labels=["a", "b"], segments=True, keyframes=True)
+    assert len(result["segments"]) == len(sampling.windows(by_keys.duration, 2.0, 1.0))  # windows borrow keyframes
+    xclip = ZeroShotVideoClassifier(load_encoder(str(xclip_dir), dtype="float32"))
+    with pytest.raises(InvalidInputError, match="keyframe sampling"):
+        xclip.embed(str(path), keyframes=True)
