@@ -151,7 +151,7 @@ def _library_parsers(commands) -> None:
                     "--fps default to those it was built with (the config's defaults are for a new one).")
     index.add_argument("inputs", nargs="+", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
     index.add_argument("--index", required=True, metavar="LIB", help="the index file (made if missing); paths are stored relative to its folder")
-    for name in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps"):
+    for name in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "keyframes"):
         index.add_argument(option(name).flag, **_flag(option(name)))
     index.add_argument("--config", metavar="CFG", help="preset name or YAML file for the options not given")
     index.add_argument("--prune", action="store_true", help="drop files that are no longer on disk")
@@ -341,12 +341,17 @@ def _from_index(args) -> dict:
         built = store.settings()
     if not built:
         raise InvalidInputError(f"{args.index}: the index holds no files yet; add some with `actionzs index`")
-    fps = built["sampling"].get("fps")
+    sampling = built["sampling"]
+    held = "keyframes" if sampling.get("keyframes") else f"frames at {sampling['fps']:g} per second"
     if args.num_frames is not None:
-        raise InvalidInputError(f"--num-frames needs the videos: {args.index} holds frames at {fps:g} per second")
-    if args.fps is not None and args.fps != fps:
-        raise InvalidInputError(f"{args.index}: the index holds frames at {fps:g} per second, not --fps {args.fps:g}")
-    return {"num_frames": None, "fps": fps, **({} if args.model else {"model": built["model"]})}
+        raise InvalidInputError(f"--num-frames needs the videos: {args.index} holds {held}")
+    if args.fps is not None and args.fps != sampling.get("fps"):
+        raise InvalidInputError(f"{args.index}: the index holds {held}, not --fps {args.fps:g}")
+    if args.keyframes is not None and args.keyframes != bool(sampling.get("keyframes")):
+        raise InvalidInputError(f"{args.index}: the index holds {held}, not {'' if args.keyframes else 'no '}keyframes")
+    forced = {"num_frames": None, "keyframes": bool(sampling.get("keyframes"))}
+    forced.update({"fps": sampling["fps"]} if "fps" in sampling else {})
+    return {**forced, **({} if args.model else {"model": built["model"]})}
 
 
 def _outcomes(args, classifier, labels, videos: list[str]):
@@ -462,6 +467,7 @@ def cmd_index(args) -> int:
     new = not os.path.exists(args.index)
     library = Library(
         args.index, args.model or (settings["model"] if new else None), fps=args.fps or (settings["fps"] if new else None),
+        keyframes=args.keyframes if args.keyframes is not None else (settings["keyframes"] if new else None),
         backend=settings["backend"], decode_workers=settings["decode_workers"], batch_size=settings["batch_size"],
         device=settings["device"], dtype=settings["dtype"],
     )

@@ -263,6 +263,27 @@ def test_relabelling_from_the_index_equals_classifying_the_videos(tmp_path, clip
             abs(direct.labels[0]["similarity"] - direct.labels[1]["similarity"]) < 1e-3
 
 
+def test_a_keyframe_index_holds_the_keyframes_and_relabels_from_them(tmp_path, clip_dir, folder, capsys):
+    index = tmp_path / "lib.actionzs"
+    code, _, err = run_cli(capsys, "index", folder / "cam2" / "c.mp4", "--index", index, "--model", clip_dir, "--keyframes")
+    assert code == 0, err
+    with LibraryStore(index) as store:
+        [stored] = store.files()
+        indices, _ = store.timeline(stored)
+        assert store.settings()["sampling"] == {"keyframes": True}
+    import av
+
+    with av.open(str(folder / "cam2" / "c.mp4")) as container:  # the truth: FFmpeg's full decode
+        keys = [i for i, frame in enumerate(container.decode(video=0)) if frame.key_frame]
+    assert indices.tolist() == keys and len(keys) >= 7
+    code, out, err = run_cli(capsys, "classify", "--index", index, "-l", "running", "--segments", "--format", "json")
+    assert code == 0, err
+    direct = pipeline(str(clip_dir)).classify(str(folder / "cam2" / "c.mp4"), ["running"], keyframes=True, segments=True)
+    assert [w["start"] for w in json.loads(out)[0]["segments"]] == [w["start"] for w in direct.to_dict()["segments"]]
+    code, _, err = run_cli(capsys, "classify", "--index", index, "-l", "running", "--fps", "1")
+    assert code == 2 and "the index holds keyframes, not --fps 1" in err
+
+
 def test_relabelling_needs_the_index_sampling(tmp_path, clip_dir, folder):
     library = _library(tmp_path, clip_dir)
     library.add(_files(folder)[:2])

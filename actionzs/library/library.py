@@ -86,13 +86,14 @@ class Library:
     """
 
     def __init__(self, path: str | os.PathLike, model: str | None = None, *, classifier=None, fps: float | None = None,
-                 backend: str = "auto", decode_workers: int = 1, batch_size: int = 32, device=None, dtype="auto"):
+                 keyframes: bool | None = None, backend: str = "auto", decode_workers: int = 1, batch_size: int = 32, device=None, dtype="auto"):
         self.path = Path(path)
         self._model = model
         self._classifier = classifier
         self._loading = {"backend": backend, "decode_workers": decode_workers, "batch_size": batch_size,
                          "device": device, "dtype": dtype}
         self._fps = fps
+        self._keyframes = keyframes
         self._neighbours: dict[bool, tuple[int, object]] = {}  # exact or not -> (generation, index) last searched
 
     # -- the model ------------------------------------------------------------------------------
@@ -135,11 +136,12 @@ class Library:
         return {"model": model, "fingerprint": encoder.fingerprint, "sampling": encoder.sampling(run), "dim": dim}
 
     def _run(self):
-        """The options of embedding for the index: frames at fps, for every file alike."""
-        fps = self._fps
-        if fps is None:
-            fps = self._built_with().get("sampling", {}).get("fps")
-        return self.classifier.options.updated(fps=fps, segments=True)
+        """The options of embedding for the index, the same for every file: frames at fps, or the
+        stream's keyframes; for an existing index, what it was built with unless given."""
+        built = self._built_with().get("sampling", {})
+        fps = built.get("fps") if self._fps is None else self._fps
+        keyframes = bool(built.get("keyframes")) if self._keyframes is None else self._keyframes
+        return self.classifier.options.updated(fps=fps, keyframes=keyframes, segments=True)
 
     # -- adding files -----------------------------------------------------------------------------
 
@@ -180,7 +182,7 @@ class Library:
                 report.pruned = len(update.gone)
             sources = [source for source, _ in update.embed]
             entries = dict(update.embed)
-            for source, outcome in self.classifier.embed_each(sources, fps=run.fps, segments=True):
+            for source, outcome in self.classifier.embed_each(sources, fps=run.fps, keyframes=run.keyframes, segments=True):
                 entry = entries[source]
                 reason = _reason(outcome) if isinstance(outcome, Exception) else None
                 if reason is not None:
