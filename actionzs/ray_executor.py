@@ -113,6 +113,7 @@ class RayExecutor:
         self.decode_timeout = decode_timeout
         self.ready_timeout = ready_timeout
         self._pool: list = []
+        self._pids: list[int] = []
         self._ref = None
         self._started = False  # whether this executor started the Ray instance (and so shuts it down)
 
@@ -169,15 +170,20 @@ class RayExecutor:
                     f"{len(late)} of {len(waiting)} Ray actors were not ready after {self.ready_timeout:g} s (placed "
                     f"and the model loaded): does the cluster have {self.num_cpus:g} CPUs and {self.num_gpus:g} GPUs free for each?"
                 )
-            for failure, _, node in ray.get(done):
+            answers = ray.get(done)
+            for failure, _, node in answers:
                 if failure is not None:
                     raise ModelLoadError(f"the model could not be loaded on a Ray worker (on {node}): {failure}")
+            self._pids = [pid for _, pid, _ in answers]
         except BaseException:
             self.close_actors()
             raise
 
-    def worker_pids(self) -> list[int]:
-        """The process id of each actor's worker (for tests and diagnostics)."""
+    def worker_pids(self, current: bool = False) -> list[int]:
+        """The process id of each actor's worker when it became ready (for tests and diagnostics);
+        `current`: asked of the actors now (each answers once the calls before it are done)."""
+        if not current:
+            return list(self._pids)
         ray = import_ray()
         return [pid for _, pid, _ in ray.get([actor.ready.remote() for actor in self._pool])]
 
@@ -186,7 +192,7 @@ class RayExecutor:
             ray = import_ray()
             for actor in self._pool:
                 ray.kill(actor, no_restart=True)
-        self._pool, self._ref = [], None
+        self._pool, self._ref, self._pids = [], None, []
 
     def close(self) -> None:
         """Kill the actors; shut the Ray instance down if this executor started it."""
