@@ -151,7 +151,7 @@ class RayExecutor:
                 f"the Ray engine loads the model by name in each actor, and {encoder.name!r} was built from "
                 "objects in memory; load it with actionzs.load_encoder"
             )
-        if self._pool and ref == self._ref and len(self._pool) >= min(self.actors or 1, videos):
+        if self._pool and ref == self._ref:  # the actors of an earlier call, the model still loaded
             return
         self.close_actors()
         remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=-1,
@@ -246,7 +246,10 @@ class RayExecutor:
                 if head in done:
                     ref, _ = calls.pop(head)
                     done.discard(head)
-                    yield self._outcome(ray, ref, sources[head])
+                    outcome = self._outcome(ray, ref, sources[head])
+                    if isinstance(outcome, ModelLoadError):  # a restarted actor could not load it: no video can be done
+                        raise outcome
+                    yield outcome
                     continue
                 pending = {calls[k][0]: k for k in calls if k not in done}
                 ready, _ = ray.wait(list(pending), num_returns=1)
