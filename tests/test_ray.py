@@ -127,7 +127,7 @@ def test_index_on_ray_stores_the_local_engines_vectors(cluster, videos, clip_dir
 
 
 @pytest.mark.slow
-def test_workers_killed_mid_scan_still_give_every_video_once(cluster, videos, clip_dir):
+def test_a_worker_killed_mid_scan_still_gives_every_video_once(cluster, videos, clip_dir):
     import ray
 
     from actionzs import load_encoder
@@ -142,15 +142,15 @@ def test_workers_killed_mid_scan_still_give_every_video_once(cluster, videos, cl
     executor = RayExecutor(actors=2)
     killed = []
 
-    def kill_the_workers():  # runs once the first videos are submitted to both actors
-        for pid in executor.worker_pids():
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
+    def kill_a_worker():  # runs once the first videos are submitted to both actors
+        pid = executor.worker_pids()[0]  # the actor embedding the first video
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
 
     try:
         outcomes = list(executor.embed_each(sources, encoder, local.options.updated(fps=4, segments=True), local.opener, 8,
-                                            meanwhile=kill_the_workers))
-        assert len(killed) == 2
+                                            meanwhile=kill_a_worker))
+        assert len(killed) == 1
         assert len(outcomes) == len(sources)  # each video once, in order
         for source, outcome, want in zip(sources, outcomes, expected):
             assert not isinstance(outcome, Exception), (source, outcome)
@@ -158,7 +158,7 @@ def test_workers_killed_mid_scan_still_give_every_video_once(cluster, videos, cl
             np.testing.assert_array_equal(outcome.indices, want.indices)
             np.testing.assert_array_equal(outcome.pts_seconds, want.pts_seconds)
             assert outcome.source == source
-        assert not set(executor.worker_pids(current=True)) & set(killed)  # the actors were restarted, new processes
+        assert not set(executor.worker_pids(current=True)) & set(killed)  # the actor was restarted: a new process
     finally:
         executor.close()
     assert _free_cpus_back(ray) == 2
@@ -205,7 +205,7 @@ def test_a_model_that_fails_to_load_in_the_actors_is_a_clear_error(cluster, vide
     encoder = load_encoder(str(model))
     for weights in model.glob("*.safetensors"):
         weights.unlink()
-    classifier = ZeroShotVideoClassifier(encoder, executor=RayExecutor(actors=2, ready_timeout=120))
+    classifier = ZeroShotVideoClassifier(encoder, executor=RayExecutor(actors=1, ready_timeout=120))
     started = time.monotonic()
     with pytest.raises(ModelLoadError, match="could not be loaded on a Ray worker"):
         list(classifier.classify_each(sorted(videos.glob("clip*.mp4")), ["walking", "running"]))
