@@ -5,12 +5,13 @@ embeds one video per call with a `LocalExecutor` of its own (decoding overlapped
 every decoder call bounded in time), so its results are the local engine's, video for video.
 Videos are named by path: every node must see the same files at the same paths (shared storage).
 
-The driver (this process) submits at most `in_flight` videos ahead of the one it yields next, each
-to the actor with the fewest calls waiting, and yields the results in the order of the sources:
+The driver (this process) gives each actor one video at a time, keeps at most `in_flight` videos
+submitted and not yet yielded (back-pressure), and yields the results in the order of the sources:
 the caller alone writes them (the scan's JSONL, the library's index), so nothing is torn or
-doubled. A worker killed mid-video is restarted by Ray (`max_restarts`) and the call retried on it
-(`max_task_retries`); a video that kills its worker every time, or fails, is that video's error
-and the others go on. A model that fails to load is a `ModelLoadError`, within `ready_timeout`.
+doubled. A worker killed mid-video is restarted by Ray (`max_restarts`) and the video submitted
+again once the actor answers (`task_retries` times; the driver counts, so a video is charged only
+for the deaths of workers that held it); a video that kills its worker every time, or fails, is
+that video's error and the others go on. A model that fails to load is a `ModelLoadError`, within `ready_timeout`.
 When the driver stops early (Ctrl-C, an error), the actors are killed.
 
 Ray is an optional dependency (`pip install "actionzs[ray]"`): it is imported only inside the
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
@@ -89,13 +91,15 @@ class RayExecutor:
     `address`: a running cluster to connect to ("auto", "ray://head:10001", ...); None starts a
     local Ray instance unless this process is connected already. Each actor reserves `num_cpus`
     CPUs and `num_gpus` GPUs (fractions allowed); `actors` is how many (None: as many as the
-    cluster's resources hold, at most one per video). `in_flight`: videos submitted ahead of the
-    one yielded next (None: two per actor).
+    cluster's resources hold, at most one per video). `in_flight`: videos submitted and not yet
+    yielded, the one yielded next included (None: two per actor); each actor holds one at a time. `task_retries`: times a video is tried again after its
+    worker died under it (the actor is restarted each time).
     """
 
     def __init__(self, address: str | None = None, *, num_cpus: float = 1.0, num_gpus: float = 0.0,
                  actors: int | None = None, in_flight: int | None = None, decode_workers: int = 1,
-                 decode_timeout: float = DECODE_TIMEOUT, ready_timeout: float = READY_TIMEOUT):
+                 decode_timeout: float = DECODE_TIMEOUT, ready_timeout: float = READY_TIMEOUT,
+                 task_retries: int = TASK_RETRIES):
         check_count("decode_workers", decode_workers)
         for name, value in (("--ray-actors", actors), ("in_flight", in_flight)):
             if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10_000):
@@ -112,6 +116,7 @@ class RayExecutor:
         self.decode_workers = decode_workers
         self.decode_timeout = decode_timeout
         self.ready_timeout = ready_timeout
+        self.task_retries = task_retries
         self._pool: list = []
         self._pids: list[int] = []
         self._ref = None
@@ -154,8 +159,7 @@ class RayExecutor:
         if self._pool and ref == self._ref:  # the actors of an earlier call, the model still loaded
             return
         self.close_actors()
-        remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=-1,
-                            max_task_retries=TASK_RETRIES)(_Worker)
+        remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=-1)(_Worker)
         pool = [remote.remote(ref, self.decode_workers, self.decode_timeout) for _ in range(self._actors_wanted(ray, videos))]
         self._pool, self._ref = pool, ref
         self._check_ready(ray)
@@ -224,50 +228,88 @@ class RayExecutor:
         yield from self._stream(ray, sources, run, opener, batch_size, meanwhile)
 
     def _stream(self, ray, sources, run, opener, batch_size, meanwhile) -> Iterator:
+        """Give each actor one video at a time (so the video a dead worker held is the one that is
+        retried, and the one that fails when it dies every time, never one queued behind it), at
+        most `ahead` submitted and not yet yielded; yield in order. After a worker dies its actor
+        is asked until it answers again (Ray restarts it) before it is given another video."""
         pool = self._pool
         ahead = self.in_flight or 2 * len(pool)
-        waiting = {k: 0 for k in range(len(pool))}  # actor -> its calls not yet done
-        calls: dict[int, tuple] = {}  # source position -> (object ref, actor)
-        done: set[int] = set()
-        submitted = 0
+        idle = deque(range(len(pool)))
+        running: dict = {}  # object ref -> (position, actor)
+        probes: dict = {}  # object ref of a `ready` call -> actor coming back after a death
+        later: list[tuple[float, int]] = []  # (when, actor): ask again then
+        back_by: dict[int, float] = {}  # actor -> when it must answer again at the latest
+        results: dict = {}  # position -> outcome, done but not yet yielded
+        tries: dict[int, int] = {}  # position -> workers that died under it
+        retry: deque = deque()  # positions to submit again, before new ones
+        submitted = head = 0
         try:
-            while True:
-                while submitted < len(sources) and len(calls) < ahead:  # submitted, not yet yielded
-                    actor = min(waiting, key=waiting.get)
-                    calls[submitted] = (pool[actor].embed.remote(sources[submitted], run, opener, batch_size), actor)
-                    waiting[actor] += 1
-                    submitted += 1
+            while head < len(sources):
+                while idle and (retry or (submitted < len(sources) and submitted - head < ahead)):
+                    if retry:
+                        k = retry.popleft()
+                    else:
+                        k, submitted = submitted, submitted + 1
+                    actor = idle.popleft()
+                    running[pool[actor].embed.remote(sources[k], run, opener, batch_size)] = (k, actor)
                 if meanwhile is not None:
                     meanwhile()
                     meanwhile = None
-                head = submitted - len(calls)  # the position to yield next
-                if head == len(sources):
-                    return
-                if head in done:
-                    ref, _ = calls.pop(head)
-                    done.discard(head)
-                    outcome = self._outcome(ray, ref, sources[head])
+                if head in results:
+                    outcome = results.pop(head)
+                    head += 1
                     if isinstance(outcome, ModelLoadError):  # a restarted actor could not load it: no video can be done
                         raise outcome
                     yield outcome
                     continue
-                pending = {calls[k][0]: k for k in calls if k not in done}
-                ready, _ = ray.wait(list(pending), num_returns=1)
+                now = time.monotonic()
+                for when, actor in [entry for entry in later if entry[0] <= now]:
+                    later.remove((when, actor))
+                    probes[pool[actor].ready.remote()] = actor
+                refs = [*running, *probes]
+                timeout = max(0.0, min(when for when, _ in later) - now) if later else None
+                if not refs:
+                    time.sleep(timeout or 0.0)
+                    continue
+                ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
                 for ref in ready:
-                    k = pending[ref]
-                    done.add(k)
-                    waiting[calls[k][1]] -= 1
+                    if ref in running:
+                        k, actor = running.pop(ref)
+                        try:
+                            results[k] = ray.get(ref)
+                        except ray.exceptions.RayError as exc:  # its worker died (or was restarting)
+                            tries[k] = tries.get(k, 0) + 1
+                            if tries[k] > self.task_retries:
+                                results[k] = self._failed(sources[k], exc)
+                            else:
+                                retry.append(k)
+                            back_by.setdefault(actor, time.monotonic() + self.ready_timeout)
+                            probes[pool[actor].ready.remote()] = actor
+                        else:
+                            idle.append(actor)
+                        continue
+                    actor = probes.pop(ref)
+                    try:
+                        failure, _, node = ray.get(ref)
+                    except ray.exceptions.RayError as exc:  # still restarting
+                        if time.monotonic() > back_by[actor]:
+                            raise ActionzsError(f"a Ray actor did not come back within {self.ready_timeout:g} s of its "
+                                                f"worker's death ({type(exc).__name__})") from None
+                        later.append((time.monotonic() + 0.25, actor))
+                        continue
+                    if failure is not None:
+                        raise ModelLoadError(f"the model could not be loaded on a restarted Ray worker (on {node}): {failure}")
+                    del back_by[actor]
+                    idle.append(actor)
         finally:
-            if calls:  # stopped early (Ctrl-C, the caller closed it): the actors' work is no longer wanted
+            if head < len(sources) or probes or later:  # stopped early (Ctrl-C, the caller closed it), or unsettled
                 self.close_actors()
 
     @staticmethod
-    def _outcome(ray, ref, source):
+    def _failed(source, exc: Exception) -> Exception:
+        """The error of a video whose worker died under it on every try."""
         from .embed import source_name
         from .errors import VideoDecodeError
 
-        try:
-            return ray.get(ref)
-        except ray.exceptions.RayError as exc:  # the worker died under this video, every try
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return VideoDecodeError(source_name(source), f"the Ray worker embedding it failed ({type(exc).__name__}: {reason})")
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return VideoDecodeError(source_name(source), f"the Ray worker embedding it failed ({type(exc).__name__}: {reason})")

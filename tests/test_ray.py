@@ -32,7 +32,7 @@ def cluster():
     ray = pytest.importorskip("ray")
     # Workers are started by this instance's processes, which inherit this environment: they import
     # this checkout and, like the CLI's test runs, never reach for the hub.
-    wanted = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    wanted = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), str(ROOT / "tests"), os.environ.get("PYTHONPATH")])),
               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     saved = {name: os.environ.get(name) for name in wanted}
     os.environ.update(wanted)
@@ -161,6 +161,33 @@ def test_a_worker_killed_mid_scan_still_gives_every_video_once(cluster, videos, 
         assert not set(executor.worker_pids(current=True)) & set(killed)  # the actor was restarted: a new process
     finally:
         executor.close()
+    assert _free_cpus_back(ray) == 2
+
+
+@pytest.mark.slow
+def test_a_video_that_kills_its_worker_every_time_is_its_error_and_the_others_go_on(cluster, videos, clip_dir, tmp_path):
+    import ray
+
+    from actionzs import load_encoder
+    from actionzs.errors import VideoDecodeError
+    from actionzs.options import RunOptions
+    from actionzs.ray_executor import RayExecutor
+
+    from helpers_ray import CrashingOpener
+
+    poison = shutil.copy(videos / "clip0.mp4", tmp_path / "poison.mp4")
+    sources = [str(videos / "clip1.mp4"), str(poison), str(videos / "clip2.mp4")]
+    encoder = load_encoder(str(clip_dir))
+    executor = RayExecutor(actors=1, task_retries=0)  # one death is every try here
+    try:
+        outcomes = list(executor.embed_each(sources, encoder, RunOptions(fps=4, segments=True), CrashingOpener(), 8))
+    finally:
+        executor.close()
+    assert len(outcomes) == 3
+    assert isinstance(outcomes[1], VideoDecodeError) and outcomes[1].path == str(poison)
+    assert "Ray worker embedding it failed" in str(outcomes[1])
+    assert not isinstance(outcomes[0], Exception) and not isinstance(outcomes[2], Exception), outcomes
+    assert [o.source for o in (outcomes[0], outcomes[2])] == [sources[0], sources[2]]  # before and after it: done
     assert _free_cpus_back(ray) == 2
 
 
