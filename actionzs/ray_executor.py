@@ -128,7 +128,7 @@ class RayExecutor:
         ray = import_ray()
         if not ray.is_initialized():
             if self.address:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+                ray.init(address=self.address, log_to_driver=False, logging_level="WARNING")  # the cluster's own settings
             else:
                 wanted = (self.actors or 1) * self.num_cpus
                 ray.init(num_cpus=max(os.cpu_count() or 1, int(-(-wanted // 1))), include_dashboard=False,
@@ -156,11 +156,12 @@ class RayExecutor:
                 f"the Ray engine loads the model by name in each actor, and {encoder.name!r} was built from "
                 "objects in memory; load it with actionzs.load_encoder"
             )
-        if self._pool and ref == self._ref:  # the actors of an earlier call, the model still loaded
+        wanted = self._actors_wanted(ray, videos)
+        if self._pool and ref == self._ref and len(self._pool) >= wanted:  # an earlier call's, the model loaded
             return
         self.close_actors()
         remote = ray.remote(num_cpus=self.num_cpus, num_gpus=self.num_gpus, max_restarts=-1)(_Worker)
-        pool = [remote.remote(ref, self.decode_workers, self.decode_timeout) for _ in range(self._actors_wanted(ray, videos))]
+        pool = [remote.remote(ref, self.decode_workers, self.decode_timeout) for _ in range(wanted)]
         self._pool, self._ref = pool, ref
         self._check_ready(ray)
 
@@ -174,7 +175,7 @@ class RayExecutor:
                     f"{len(late)} of {len(waiting)} Ray actors were not ready after {self.ready_timeout:g} s (placed "
                     f"and the model loaded): does the cluster have {self.num_cpus:g} CPUs and {self.num_gpus:g} GPUs free for each?"
                 )
-            answers = ray.get(done)
+            answers = ray.get(list(waiting))  # all done: in the pool's order
             for failure, _, node in answers:
                 if failure is not None:
                     raise ModelLoadError(f"the model could not be loaded on a Ray worker (on {node}): {failure}")
