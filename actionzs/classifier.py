@@ -55,13 +55,16 @@ class ZeroShotVideoClassifier:
         decode_workers: int = 1,
         decode_timeout: float = DECODE_TIMEOUT,
         cache_videos: int = 32,
+        executor=None,
     ):
         check_count("batch_size", batch_size)
         self.encoder = encoder
         self.options = options or RunOptions()
         self.batch_size = batch_size
         self.opener = Opener(backend)
-        self.executor = LocalExecutor(decode_workers, decode_timeout)
+        # What runs the per-video step: this process's threads, or another engine with the same
+        # `embed_each` (the Ray engine's actors).
+        self.executor = executor if executor is not None else LocalExecutor(decode_workers, decode_timeout)
         self.texts = TextEmbeddingCache(encoder)
         self._text_lock = threading.Lock()
         self._last_labels: tuple[object, torch.Tensor | None] = (None, None)

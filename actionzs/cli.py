@@ -130,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("-o", "--output", required=True, metavar="FILE", help="results, one JSON line per video")
     scan.add_argument("--resume", action="store_true",
                       help="continue into an existing output: skip videos with a record, retry failed ones")
+    _engine_options(scan)
 
     report = commands.add_parser("report", parents=[shared], formatter_class=_HelpFormatter,
                                  help="write a self-contained HTML report for one video",
@@ -158,6 +159,7 @@ def _library_parsers(commands) -> None:
     index.add_argument("--wait", action="store_true", help="wait for another run writing this index instead of failing")
     index.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     index.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    _engine_options(index)
 
     search = commands.add_parser(
         "search", formatter_class=_HelpFormatter, help="find the moments of an indexed library that match a text, an image or a moment",
@@ -184,6 +186,43 @@ def _library_parsers(commands) -> None:
     search.add_argument("--config", metavar="CFG", help="preset name or YAML file for the options not given")
     search.add_argument("--quiet", action="store_true", help="no info messages")
     search.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+
+
+def _engine_options(parser) -> None:
+    """Where the per-video step runs: here, or on Ray actors (this process still writes the output)."""
+    group = parser.add_argument_group("engine")
+    group.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="where videos are decoded and embedded: this process (local) or Ray actors (ray; "
+                            'needs pip install "actionzs[ray]"); this process alone writes the output (default local)')
+    group.add_argument("--ray-address", metavar="ADDR",
+                       help="the Ray cluster to connect to (auto, ray://HEAD:10001, HEAD:6379); default: start a local Ray instance")
+    group.add_argument("--ray-num-cpus", type=float, default=None, metavar="N",
+                       help="CPUs each Ray actor reserves (default 1)")
+    group.add_argument("--ray-num-gpus", type=float, default=None, metavar="N",
+                       help="GPUs each Ray actor reserves; a fraction shares a GPU between actors (default 0)")
+    group.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                       help="Ray actors, each loading the model once (default: as many as the cluster's resources "
+                            "hold, at most one per video)")
+
+
+def _executor(args, settings: dict):
+    """The Ray engine's executor for `--engine ray` (Ray checked for before any model loads);
+    None for the local engine."""
+    ray_flags = [flag for flag, value in (("--ray-address", args.ray_address), ("--ray-num-cpus", args.ray_num_cpus),
+                                          ("--ray-num-gpus", args.ray_num_gpus), ("--ray-actors", args.ray_actors))
+                 if value is not None]
+    if args.engine != "ray":
+        if ray_flags:
+            raise InvalidInputError(f"{', '.join(ray_flags)} needs --engine ray")
+        return None
+    from .ray_executor import RayExecutor, import_ray
+
+    import_ray()
+    return RayExecutor(
+        args.ray_address, num_cpus=1.0 if args.ray_num_cpus is None else args.ray_num_cpus,
+        num_gpus=0.0 if args.ray_num_gpus is None else args.ray_num_gpus, actors=args.ray_actors,
+        decode_workers=settings["decode_workers"],
+    )
 
 
 # -- settings: config, then flags ----------------------------------------------------------------
@@ -241,7 +280,7 @@ def _check_output(path: str | None) -> None:
         raise InvalidInputError(f"{path}: the folder {folder} is not writable")
 
 
-def _classifier(settings: dict, run):
+def _classifier(settings: dict, run, executor=None):
     from .classifier import ZeroShotVideoClassifier
     from .models import load_encoder
 
@@ -250,7 +289,8 @@ def _classifier(settings: dict, run):
     # make each collection walk them (that took ~40 % of re-labelling stored frames).
     gc.freeze()
     return ZeroShotVideoClassifier(
-        encoder, run, batch_size=settings["batch_size"], backend=settings["backend"], decode_workers=settings["decode_workers"]
+        encoder, run, batch_size=settings["batch_size"], backend=settings["backend"], decode_workers=settings["decode_workers"],
+        executor=executor,
     )
 
 
@@ -382,8 +422,6 @@ def cmd_classify(args) -> int:
 
 
 def cmd_scan(args) -> int:
-    from tqdm.auto import tqdm
-
     from .scan import ResultsLog, find_videos
 
     settings, labels, run = _validated(args, **_from_index(args))
@@ -400,16 +438,27 @@ def cmd_scan(args) -> int:
             _say(f"warning: {problem}")
     if not videos:
         raise InvalidInputError(f"no videos found in {', '.join(args.inputs) or args.index}")
+    executor = None if args.index else _executor(args, settings)
     try:
         results = ResultsLog(args.output, args.resume)
     except FileExistsError as exc:
         raise InvalidInputError(str(exc)) from None
+    try:
+        return _scan(args, results, videos, settings, labels, run, executor)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _scan(args, results, videos: list[str], settings: dict, labels, run, executor) -> int:
+    from tqdm.auto import tqdm
+
     with results:
         todo = [v for v in videos if v not in results.done]
         if not todo:
             _say(f"nothing to do: all {len(videos)} videos are already in {args.output}")
             return EXIT_OK
-        classifier = _classifier(settings, run)
+        classifier = _classifier(settings, run, executor)
         ok = failed = 0
         invalid = False
         footage, started = 0.0, time.monotonic()
@@ -455,21 +504,31 @@ def cmd_report(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from tqdm.auto import tqdm
-
-    from .library import Library
     from .schema import option
-    from .video import header_seconds
 
     settings = _settings(args)
     for name in ("backend", "batch_size", "decode_workers", "device", "dtype", "fps", "model"):
         option(name).check(settings[name])
+    executor = _executor(args, settings)
+    try:
+        return _index(args, settings, executor)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _index(args, settings: dict, executor) -> int:
+    from tqdm.auto import tqdm
+
+    from .library import Library
+    from .video import header_seconds
+
     new = not os.path.exists(args.index)
     library = Library(
         args.index, args.model or (settings["model"] if new else None), fps=args.fps or (settings["fps"] if new else None),
         keyframes=args.keyframes if args.keyframes is not None else (settings["keyframes"] if new else None),
         backend=settings["backend"], decode_workers=settings["decode_workers"], batch_size=settings["batch_size"],
-        device=settings["device"], dtype=settings["dtype"],
+        device=settings["device"], dtype=settings["dtype"], executor=executor,
     )
     bar = tqdm(total=0, unit="s", unit_scale=True, file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True,
                desc="footage", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}] {postfix}")

@@ -82,16 +82,19 @@ class Library:
 
     `model` is the model that embeds (hub id or checkpoint folder); None takes the one the index
     was built with (or the default for a new index). A classifier made elsewhere can be given
-    instead (`classifier`); options not given (fps, backend, ...) are the classifier's.
+    instead (`classifier`); options not given (fps, backend, ...) are the classifier's. `executor`
+    runs the per-video step of the classifier it loads (default: this process's `LocalExecutor`;
+    `actionzs.ray_executor.RayExecutor` for Ray actors); this process alone writes the index.
     """
 
     def __init__(self, path: str | os.PathLike, model: str | None = None, *, classifier=None, fps: float | None = None,
-                 keyframes: bool | None = None, backend: str = "auto", decode_workers: int = 1, batch_size: int = 32, device=None, dtype="auto"):
+                 keyframes: bool | None = None, backend: str = "auto", decode_workers: int = 1, batch_size: int = 32,
+                 device=None, dtype="auto", executor=None):
         self.path = Path(path)
         self._model = model
         self._classifier = classifier
         self._loading = {"backend": backend, "decode_workers": decode_workers, "batch_size": batch_size,
-                         "device": device, "dtype": dtype}
+                         "device": device, "dtype": dtype, "executor": executor}
         self._fps = fps
         self._keyframes = keyframes
         self._neighbours: dict[bool, tuple[int, object]] = {}  # exact or not -> (generation, index) last searched
@@ -111,7 +114,7 @@ class Library:
             encoder = load_encoder(model, loading["device"], loading["dtype"])
             self._classifier = ZeroShotVideoClassifier(
                 encoder, RunOptions(), batch_size=loading["batch_size"], backend=loading["backend"],
-                decode_workers=loading["decode_workers"],
+                decode_workers=loading["decode_workers"], executor=loading["executor"],
             )
         return self._classifier
 
