@@ -39,9 +39,10 @@ log = logging.getLogger(__name__)
 FRAMES_PER_MOMENT = 10
 
 
-def frame_id(file_id: int, row: int) -> int:
-    """The neighbour index's id of a stored frame: its file's id and its row in that file."""
-    return (file_id << 32) | row
+def frame_ids(file_id: int, count: int) -> np.ndarray:
+    """The neighbour index's ids of a stored file's `count` frames: the file's id in the high 32
+    bits, the frame's row in the low ones (a hit's id is split back so)."""
+    return (file_id << 32) | np.arange(count, dtype=np.int64)
 
 
 @dataclass
@@ -261,17 +262,13 @@ class Library:
         classifier = self._checked_classifier(store)
         run = self._run()
         embeddings = classifier.embeddings_for(image, run)
-        return embeddings.vectors.mean(axis=0) / np.linalg.norm(embeddings.vectors.mean(axis=0))
+        mean = embeddings.vectors.mean(axis=0)
+        return mean / np.linalg.norm(mean)
 
     def _checked_classifier(self, store: LibraryStore):
         """The classifier, once its model is found to be the index's."""
         classifier = self.classifier
-        held = store.settings()
-        if held and held.get("fingerprint") != classifier.encoder.fingerprint:
-            raise InvalidInputError(
-                f"{self.path}: the index was built with the model {held.get('model')!r} ({held.get('fingerprint')}), "
-                f"not {classifier.encoder.name!r} ({classifier.encoder.fingerprint}); search it with that model"
-            )
+        store.check_model(classifier.encoder.name, classifier.encoder.fingerprint)
         return classifier
 
     def _moments(self, store, files, index, queries, vectors, top_k, window_seconds) -> list[list[Moment]]:
@@ -456,7 +453,7 @@ def _stacked(store: LibraryStore, files: list[StoredFile]) -> tuple[np.ndarray, 
     """The ids and float16 vectors of `files`, one array each."""
     ids, vectors = [], []
     for stored, held in store.all_vectors(files):
-        ids.append(frame_id(stored.id, 0) + np.arange(len(held), dtype=np.int64))
+        ids.append(frame_ids(stored.id, len(held)))
         vectors.append(held)
     if not ids:
         return np.empty(0, np.int64), np.empty((0, store.dim), np.float16)
@@ -498,8 +495,8 @@ def _up_to_date(store: LibraryStore, saved: Path):
     current = {f.id: f for f in files}
     stale = [file_id for file_id, (version, _) in held.items() if file_id not in current or current[file_id].version != version]
     if stale:
-        index.remove(np.concatenate([frame_id(i, 0) + np.arange(held[i][1], dtype=np.int64) for i in stale]))
+        index.remove(np.concatenate([frame_ids(i, held[i][1]) for i in stale]))
     fresh = [f for f in files if f.id not in held or f.id in stale]
     for stored, vectors in store.all_vectors(fresh):
-        index.add(frame_id(stored.id, 0) + np.arange(len(vectors), dtype=np.int64), vectors)
+        index.add(frame_ids(stored.id, len(vectors)), vectors)
     return index, {"files": _versions(files)}

@@ -184,15 +184,21 @@ class LibraryStore:
                     "INSERT INTO settings VALUES (?, ?)", [(k, json.dumps(v, sort_keys=True)) for k, v in settings.items()]
                 )
             return
-        if held.get("fingerprint") != settings.get("fingerprint"):
-            raise InvalidInputError(
-                f"{self.path}: the index was built with the model {held.get('model')!r} ({held.get('fingerprint')}), "
-                f"not {settings.get('model')!r} ({settings.get('fingerprint')}); use that model, or another index"
-            )
+        self.check_model(settings.get("model"), settings.get("fingerprint"))
         if held.get("sampling") != settings.get("sampling"):
             raise InvalidInputError(
                 f"{self.path}: the index samples frames with {held.get('sampling')}, not {settings.get('sampling')}; "
                 "use its sampling, or another index"
+            )
+
+    def check_model(self, model: str, fingerprint: str) -> None:
+        """Refuse a model other than the one the index was built with (any, for an empty index),
+        naming both."""
+        held = self.settings()
+        if held and held.get("fingerprint") != fingerprint:
+            raise InvalidInputError(
+                f"{self.path}: the index was built with the model {held.get('model')!r} ({held.get('fingerprint')}), "
+                f"not {model!r} ({fingerprint}); use that model, or another index"
             )
 
     @property
@@ -291,17 +297,11 @@ class LibraryStore:
 
     def embeddings(self, stored: StoredFile) -> FrameEmbeddings:
         """A stored file's frame embeddings, float32, as the classifier scores them."""
-        with self._guarded():
-            chunks = self._db.execute(
-                "SELECT rows, vectors, frame_indices, pts_seconds FROM vectors WHERE file_id = ? ORDER BY first_row", (stored.id,)
-            ).fetchall()
         import torch  # converts float16 three times as fast as numpy
 
-        dim = self.dim
-        vectors = np.concatenate([_array(self.path, v, "<f2", rows * dim) for rows, v, _, _ in chunks]).reshape(-1, dim)
-        indices = np.concatenate([_array(self.path, i, "<i8", rows) for rows, _, i, _ in chunks])
-        times = np.concatenate([_array(self.path, t, "<f8", rows) for rows, _, _, t in chunks])
-        if len(vectors) != stored.frames:
+        vectors = self._vectors(stored)
+        indices, times = self.timeline(stored)
+        if len(vectors) != stored.frames or len(indices) != stored.frames:
             raise InvalidInputError(f"{self.path}: {stored.path} holds {len(vectors)} frames, its catalog row says {stored.frames}")
         settings = self.settings()
         return FrameEmbeddings(
@@ -309,6 +309,17 @@ class LibraryStore:
             model=settings["model"], source=os.fspath(self.root / stored.path), sampling=settings["sampling"],
             fingerprint=settings["fingerprint"], gaps=stored.gaps,
         )
+
+    def _vectors(self, stored: StoredFile) -> np.ndarray:
+        """A stored file's float16 vectors [frames, dim]."""
+        dim = self.dim
+        with self._guarded():
+            chunks = self._db.execute(
+                "SELECT rows, vectors FROM vectors WHERE file_id = ? ORDER BY first_row", (stored.id,)
+            ).fetchall()
+        if not chunks:
+            return np.empty((0, dim), np.float16)
+        return np.concatenate([_array(self.path, v, "<f2", rows * dim) for rows, v in chunks]).reshape(-1, dim)
 
     def timeline(self, stored: StoredFile) -> tuple[np.ndarray, np.ndarray]:
         """A stored file's frame indices and times (seconds), without its vectors."""
@@ -342,13 +353,8 @@ class LibraryStore:
     def all_vectors(self, files: list[StoredFile] | None = None) -> Iterator[tuple[StoredFile, np.ndarray]]:
         """Each stored file (of `files`, else all that are ok) with its float16 vectors [frames, dim],
         file by file (for building a neighbour index without the whole library in memory twice)."""
-        dim = self.dim
         for stored in self.files("ok") if files is None else files:
-            with self._guarded():
-                chunks = self._db.execute(
-                    "SELECT rows, vectors FROM vectors WHERE file_id = ? ORDER BY first_row", (stored.id,)
-                ).fetchall()
-            yield stored, np.concatenate([_array(self.path, v, "<f2", rows * dim) for rows, v in chunks]).reshape(-1, dim)
+            yield stored, self._vectors(stored)
 
     @property
     def dim(self) -> int:
