@@ -1,0 +1,91 @@
+"""The command line's shared options: the model and sampling options of classify, scan and report
+(one flag per option of the schema), help that shows each option's default, and the engine options."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def model_options() -> argparse.ArgumentParser:
+    """Options shared by classify, scan and report, one flag per option of the schema; a None
+    default means "from the config"."""
+    from ..schema import OPTIONS, STAGES
+
+    parent = argparse.ArgumentParser(add_help=False)
+    groups = {stage: parent.add_argument_group(title) for stage, title in STAGES.items()}
+    groups["labels"].add_argument("-l", "--label", dest="labels", action="append", metavar="LABEL",
+                                  help='a candidate label; repeat for more. "name: description" embeds the description')
+    groups["loading"].add_argument("--config", metavar="CFG",
+                                   help="preset name (default, surveillance, sports) or YAML file; flags override it")
+    for option in OPTIONS:
+        groups[option.stage].add_argument(option.flag, **flag_of(option))
+    parent.add_argument("--save-embeddings", metavar="DIR",
+                        help="also store each video's embeddings (with timestamps) as DIR/<name>-<hash>.npz")
+    parent.add_argument("-q", "--quiet", action="store_true", help="no progress or info messages")
+    parent.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    return parent
+
+
+def flag_of(option) -> dict:
+    """The `add_argument` keywords of an option's flag: its type or choices, metavar and help."""
+    if option.type is bool:
+        kind = {"action": argparse.BooleanOptionalAction}
+    elif option.type is tuple:  # a template; repeated, an ensemble
+        kind = {"action": "append", "metavar": option.metavar}
+    elif option.allowed:
+        kind = {"choices": option.allowed}
+    else:
+        kind = {"type": option.type, "metavar": option.metavar}
+    return {"dest": option.name, "default": None, "help": option.help.replace("%", "%%"), **kind}
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Completes each option's help with its unit, range and the value the default config gives it
+    (the config is read only when help is shown)."""
+
+    _config: dict | None = None
+
+    def _get_help_string(self, action) -> str | None:
+        from ..schema import OPTIONS
+
+        option = {o.name: o for o in OPTIONS}.get(action.dest)
+        if option is None:
+            return action.help
+        if self._config is None:
+            from ..config import load_config
+
+            self._config = load_config()
+        details = [
+            option.unit and f"in {option.unit}",
+            option.bounds(),
+            option.flag_none is not None and f"{option.flag_none} = {option.none_means}",
+            f"default from the config: {_shown(option, option.section(self._config).get(option.name))}",
+        ]
+        return action.help + f" ({'; '.join(filter(None, details))})".replace("%", "%%")  # help is escaped already
+
+
+def _shown(option, value) -> str:
+    """A config value as help shows it: None as what it means, templates quoted, YAML's true/false."""
+    if value is None:
+        return option.none_means
+    if isinstance(value, list):
+        return ", ".join(f'"{template}"' for template in value)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def engine_options(parser) -> None:
+    """Where the per-video step runs: here, or on Ray actors (this process still writes the output)."""
+    group = parser.add_argument_group("engine")
+    group.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="where videos are decoded and embedded: this process (local) or Ray actors (ray; "
+                            'needs pip install "actionzs[ray]"); this process alone writes the output (default local)')
+    group.add_argument("--ray-address", metavar="ADDR",
+                       help="the Ray cluster to connect to (auto, ray://HEAD:10001, HEAD:6379); default: start a local Ray instance")
+    group.add_argument("--ray-num-cpus", type=float, default=None, metavar="N",
+                       help="CPUs each Ray actor reserves (default 1)")
+    group.add_argument("--ray-num-gpus", type=float, default=None, metavar="N",
+                       help="GPUs each Ray actor reserves; a fraction shares a GPU between actors (default 0)")
+    group.add_argument("--ray-actors", type=int, default=None, metavar="N",
+                       help="Ray actors, each loading the model once (default: as many as the cluster's resources "
+                            "hold, at most one per video)")
+

@@ -1,0 +1,192 @@
+"""What the commands share: settings from the config and flags, checked before a model loads; the
+classifier; one record per video (a result or its error); messages for the person at the terminal."""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import logging
+import os
+import sys
+from pathlib import Path
+
+from ..errors import ActionzsError, InvalidInputError
+from ..output import printable
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+log = logging.getLogger("actionzs")
+
+
+def say(message: str) -> None:
+    """One line for the person at the terminal, on stderr: names and reasons in it come from files
+    and users, so their control characters are shown escaped, never sent raw."""
+    print(printable(message), file=sys.stderr)
+
+
+def make_executor(args, settings: dict):
+    """The Ray engine's executor for `--engine ray` (Ray checked for before any model loads);
+    None for the local engine."""
+    ray_flags = [flag for flag, value in (("--ray-address", args.ray_address), ("--ray-num-cpus", args.ray_num_cpus),
+                                          ("--ray-num-gpus", args.ray_num_gpus), ("--ray-actors", args.ray_actors))
+                 if value is not None]
+    if args.engine != "ray":
+        if ray_flags:
+            raise InvalidInputError(f"{', '.join(ray_flags)} needs --engine ray")
+        return None
+    from ..ray_executor import RayExecutor, import_ray
+
+    import_ray()
+    return RayExecutor(
+        args.ray_address, num_cpus=1.0 if args.ray_num_cpus is None else args.ray_num_cpus,
+        num_gpus=0.0 if args.ray_num_gpus is None else args.ray_num_gpus, actors=args.ray_actors,
+        decode_workers=settings["decode_workers"],
+    )
+
+
+def settings_of(args) -> dict:
+    """The config's settings with the flags that were given laid over them."""
+    from ..config import load_config
+    from ..schema import OPTIONS
+
+    settings = load_config(args.config)
+    for option in OPTIONS:
+        value = getattr(args, option.name, None)
+        if value is not None:
+            option.section(settings)[option.name] = None if value == option.flag_none else value
+    return settings
+
+
+def labels_of(args, settings: dict):
+    from ..prompts import parse_labels, read_labels_file
+
+    if args.labels and args.labels_file:
+        raise InvalidInputError("give labels with -l/--label or --labels-file, not both")
+    if args.labels:
+        return parse_labels(args.labels)
+    if not settings["labels_file"]:
+        raise InvalidInputError("no labels: give -l LABEL (repeatable) or --labels-file FILE")
+    return read_labels_file(settings["labels_file"])
+
+
+def validated(args, **forced):
+    """(settings, labels, run options), all checked before any output is touched or model loaded."""
+    from ..options import RunOptions
+    from ..schema import options_of
+
+    settings = {**settings_of(args), **forced}
+    labels = labels_of(args, settings)
+    run = RunOptions(**{o.name: settings[o.name] for o in options_of("sampling")}, events=settings["events"])
+    for option in options_of("loading"):
+        option.check(settings[option.name])
+    check_output(getattr(args, "output", None))
+    make_folder(args.save_embeddings)
+    return settings, labels, run
+
+
+def check_output(path: str | None) -> None:
+    """An output path must be a file (new or existing) in a folder that exists."""
+    if not path:
+        return
+    if os.path.isdir(path):
+        raise InvalidInputError(f"{path}: is a directory; give a file name for the output")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise InvalidInputError(f"{path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InvalidInputError(f"{path}: the folder {folder} is not writable")
+
+
+def make_classifier(settings: dict, run, executor=None):
+    from ..classifier import ZeroShotVideoClassifier
+    from ..models import load_encoder
+
+    encoder = load_encoder(settings["model"], settings["device"], settings["dtype"])
+    # The model's objects live as long as the command: out of the collector's sight, they no longer
+    # make each collection walk them (that took ~40 % of re-labelling stored frames).
+    gc.freeze()
+    return ZeroShotVideoClassifier(
+        encoder, run, batch_size=settings["batch_size"], backend=settings["backend"], decode_workers=settings["decode_workers"],
+        executor=executor,
+    )
+
+
+def make_folder(folder: str | None) -> None:
+    if folder:
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInputError(f"{folder}: cannot create the embeddings folder ({exc.strerror or exc})") from None
+
+
+def failure(video: str, exc: Exception) -> dict:
+    if isinstance(exc, ActionzsError):
+        reason = getattr(exc, "reason", None) or str(exc)
+    else:  # unexpected: keep going, but say what it was
+        log.debug("unexpected error on %s", video, exc_info=True)
+        reason = f"{type(exc).__name__}: {exc}"
+    say(f"error: {video}: {reason}")
+    return {"video": video, "error": reason}
+
+
+def exit_status(failed: bool, invalid: bool) -> int:
+    """2 when a video was refused for its options (more windows or frames than its length allows),
+    else 1 when any video failed, else 0."""
+    return EXIT_USAGE if invalid else EXIT_FAILED if failed else EXIT_OK
+
+
+def embeddings_path(folder: str, video: str) -> Path:
+    """<folder>/<video name>-<hash of its full path>.npz: unique per video, readable by a person."""
+    digest = hashlib.sha1(os.path.abspath(video).encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return Path(folder) / f"{Path(video).stem[:80]}-{digest}.npz"
+
+
+def record_of(video: str, outcome, embeddings_dir: str | None = None) -> dict:
+    """The output record of one video: its result (embeddings saved if asked), or its error."""
+    try:
+        if isinstance(outcome, Exception):
+            raise outcome
+        record = outcome.to_dict()
+        if embeddings_dir:
+            path = embeddings_path(embeddings_dir, video)
+            outcome.embeddings.save(path)
+            record["embeddings"] = str(path)
+        return record
+    except Exception as exc:  # this video failed; the batch goes on
+        return failure(video, exc)
+
+
+def from_index(args) -> dict:
+    """With --index: what the index fixes (its model unless --model is given, its fps, every
+    stored frame for a clip score), checked against the flags given."""
+    if not args.index:
+        if not getattr(args, "videos", None) and not getattr(args, "inputs", None):
+            raise InvalidInputError("no videos: name some, or give --index LIB to score an index's files")
+        return {}
+    from ..library.store import LibraryStore
+
+    with LibraryStore(args.index) as store:
+        built = store.settings()
+    if not built:
+        raise InvalidInputError(f"{args.index}: the index holds no files yet; add some with `actionzs index`")
+    sampling = built["sampling"]
+    held = "keyframes" if sampling.get("keyframes") else f"frames at {sampling['fps']:g} per second"
+    if args.num_frames is not None:
+        raise InvalidInputError(f"--num-frames needs the videos: {args.index} holds {held}")
+    if args.fps is not None and args.fps != sampling.get("fps"):
+        raise InvalidInputError(f"{args.index}: the index holds {held}, not --fps {args.fps:g}")
+    if args.keyframes is not None and args.keyframes != bool(sampling.get("keyframes")):
+        raise InvalidInputError(f"{args.index}: the index holds {held}, not {'' if args.keyframes else 'no '}keyframes")
+    forced = {"num_frames": None, "keyframes": bool(sampling.get("keyframes"))}
+    forced.update({"fps": sampling["fps"]} if "fps" in sampling else {})
+    return {**forced, **({} if args.model else {"model": built["model"]})}
+
+
+def outcomes(args, classifier, labels, videos: list[str]):
+    """(video, result or error) of classifying `videos`, or with --index of the index's files."""
+    if not args.index:
+        return classifier.classify_each(videos, labels)
+    from ..library import Library
+
+    return Library(args.index, classifier=classifier).classify(labels, videos or None)
+

@@ -1,0 +1,177 @@
+"""probe, classify, scan and report: the commands that read videos."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from ..errors import ActionzsError, InvalidInputError
+from ..output import printable
+from .arguments import HelpFormatter, engine_options
+from .common import (EXIT_FAILED, EXIT_OK, embeddings_path, exit_status, failure, from_index, make_classifier,
+                     make_executor, outcomes, record_of, say, validated)
+
+
+def add_parsers(commands, shared) -> None:
+    from ..schema import option
+
+    probe = commands.add_parser("probe", help="print videos' true metadata",
+                                description="Print each video's true metadata (frames that decode, fps, duration, size).")
+    probe.add_argument("videos", nargs="+", metavar="VIDEO")
+    probe.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
+    backend = option("backend")
+    probe.add_argument("--backend", choices=backend.allowed, default=backend.default, help=backend.help)
+
+    classify = commands.add_parser("classify", parents=[shared], formatter_class=HelpFormatter,
+                                   help="rank labels for videos (and segments)",
+                                   description="Rank candidate labels for each video; with --segments also per time window, with events.")
+    classify.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or images (with --index: some of its files; default all)")
+    classify.add_argument("--index", metavar="LIB", help="score the frames stored in this index instead of decoding the videos")
+    classify.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table", help="output format")
+    classify.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout")
+
+    scan = commands.add_parser("scan", parents=[shared], formatter_class=HelpFormatter,
+                               help="classify every video under folders into a JSONL file",
+                               description="Classify every video under folders or globs; one JSON line per video. "
+                                           "A video that fails becomes an error record and the scan goes on.")
+    scan.add_argument("inputs", nargs="*", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
+    scan.add_argument("--index", metavar="LIB", help="score every file stored in this index instead of decoding videos")
+    scan.add_argument("-o", "--output", required=True, metavar="FILE", help="results, one JSON line per video")
+    scan.add_argument("--resume", action="store_true",
+                      help="continue into an existing output: skip videos with a record, retry failed ones")
+    engine_options(scan)
+
+    report = commands.add_parser("report", parents=[shared], formatter_class=HelpFormatter,
+                                 help="write a self-contained HTML report for one video",
+                                 description="Write one self-contained HTML file: label x time heatmap, events with keyframes, clip ranking.")
+    report.add_argument("video", metavar="VIDEO")
+    report.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+
+
+def cmd_probe(args) -> int:
+    from ..output import hms, render
+    from ..stream import DECODE_TIMEOUT, bounded_call
+    from ..video import open_video
+
+    records, failed = [], 0
+    for path in args.videos:
+        try:
+            with bounded_call(lambda: open_video(path, args.backend), path, DECODE_TIMEOUT) as video:
+                records.append(video.info())
+        except ActionzsError as exc:
+            records.append(failure(path, exc))
+            failed += 1
+    if args.json:
+        sys.stdout.write(render(records, "json"))
+    else:
+        rows = [("video", "backend", "frames", "fps", "duration", "size")]
+        rows += [
+            (printable(r["path"]), r["backend"], str(r["num_frames"]), f"{r['fps']:.3f}", hms(r["duration"]), f"{r['width']}x{r['height']}")
+            for r in records if "error" not in r
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_classify(args) -> int:
+    from ..atomic import atomic_write
+    from ..output import render
+
+    settings, labels, run = validated(args, **from_index(args))
+    classifier = make_classifier(settings, run)
+    records, invalid = [], False
+    for video, outcome in outcomes(args, classifier, labels, args.videos):
+        invalid = invalid or isinstance(outcome, InvalidInputError)
+        records.append(record_of(video, outcome, args.save_embeddings))
+    text = render(records, args.format)
+    if args.output:
+        atomic_write(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return exit_status(any("error" in r for r in records), invalid)
+
+
+def cmd_scan(args) -> int:
+    from ..scan import ResultsLog, find_videos
+
+    settings, labels, run = validated(args, **from_index(args))
+    if args.index:
+        from ..library.store import LibraryStore
+
+        with LibraryStore(args.index) as store:
+            videos = [os.fspath(store.root / f.path) for f in store.files()]
+        if args.inputs:
+            raise InvalidInputError("give folders to scan or --index LIB, not both")
+    else:
+        videos, problems = find_videos(args.inputs)
+        for problem in problems:
+            say(f"warning: {problem}")
+    if not videos:
+        raise InvalidInputError(f"no videos found in {', '.join(args.inputs) or args.index}")
+    executor = None if args.index else make_executor(args, settings)
+    try:
+        results = ResultsLog(args.output, args.resume)
+    except FileExistsError as exc:
+        raise InvalidInputError(str(exc)) from None
+    try:
+        return _scan(args, results, videos, settings, labels, run, executor)
+    finally:
+        if executor is not None:
+            executor.close()
+
+
+def _scan(args, results, videos: list[str], settings: dict, labels, run, executor) -> int:
+    from tqdm.auto import tqdm
+
+    with results:
+        todo = [v for v in videos if v not in results.done]
+        if not todo:
+            say(f"nothing to do: all {len(videos)} videos are already in {args.output}")
+            return EXIT_OK
+        classifier = make_classifier(settings, run, executor)
+        ok = failed = 0
+        invalid = False
+        footage, started = 0.0, time.monotonic()
+        bar = tqdm(total=len(todo), unit="video", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
+        with bar:
+            for video, outcome in outcomes(args, classifier, labels, todo):
+                invalid = invalid or isinstance(outcome, InvalidInputError)
+                record = record_of(video, outcome, args.save_embeddings)
+                results.write(record)
+                if "error" in record:
+                    failed += 1
+                else:
+                    ok += 1
+                    footage += record["duration"]
+                bar.set_postfix_str(f"{footage:.0f} s of footage, {footage / max(time.monotonic() - started, 1e-9):.1f}x real time")
+                bar.update()
+    skipped = len(videos) - len(todo)
+    say(
+        f"scanned {len(todo)} videos ({footage:.1f} s of footage): {ok} ok, {failed} failed"
+        + (f", {skipped} already done" if skipped else "") + f" -> {args.output}"
+    )
+    return exit_status(failed > 0, invalid)
+
+
+def cmd_report(args) -> int:
+    from ..atomic import atomic_write
+    from ..report import render_report
+
+    settings, labels, run = validated(args, segments=True, top_k=None)
+    classifier = make_classifier(settings, run)
+    try:
+        result = classifier.classify_prepared(args.video, labels, run)
+        if args.save_embeddings:
+            result.embeddings.save(embeddings_path(args.save_embeddings, args.video))
+        html = render_report(result, backend=classifier.backend)
+    except ActionzsError as exc:
+        failure(args.video, exc)
+        return exit_status(True, isinstance(exc, InvalidInputError))
+    atomic_write(args.output, html)
+    if not args.quiet:
+        say(f"wrote {args.output}")
+    return EXIT_OK
+
