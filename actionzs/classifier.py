@@ -154,8 +154,12 @@ class ZeroShotVideoClassifier:
     # -- preprocess: labels and options, validated before any decoding ---------------------------
 
     def prepare(self, candidate_labels, **options) -> tuple[list[Label], RunOptions]:
-        """Parsed labels and this call's options (the classifier's, overridden by `options`)."""
-        return parse_labels(candidate_labels), self.options.updated(**options)
+        """Parsed labels and this call's options (the classifier's, overridden by `options`); a
+        thresholds file (`events.thresholds`) checked against this model and these labels."""
+        labels, run = parse_labels(candidate_labels), self.options.updated(**options)
+        if run.segments and run.events.calibrated is not None:
+            run.events.calibrated.check(self.encoder, [label.name for label in labels])
+        return labels, run
 
     # -- forward: video -> embeddings (each frame once, cached per video) ------------------------
 
@@ -231,6 +235,7 @@ class ZeroShotVideoClassifier:
         return VideoResult(
             **found,
             events=find_events(features.spans, values, names, embeddings.duration, run.events),
+            thresholds=run.events.described(names),
             window_spans=np.array([[s.start_seconds, s.end_seconds] for s in features.spans]),
             window_scores=scores,
             window_similarity=similarity,
