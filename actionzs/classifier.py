@@ -158,7 +158,7 @@ class ZeroShotVideoClassifier:
         thresholds file (`events.thresholds`) checked against this model and these labels."""
         labels, run = parse_labels(candidate_labels), self.options.updated(**options)
         if run.segments and run.events.calibrated is not None:
-            run.events.calibrated.check(self.encoder, [label.name for label in labels])
+            run.events.calibrated.check(self.encoder, [label.name for label in labels], run.hypothesis_template)
         return labels, run
 
     # -- forward: video -> embeddings (each frame once, cached per video) ------------------------

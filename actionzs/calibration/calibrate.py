@@ -109,7 +109,10 @@ def calibrate(classifier, examples: list[Example], labels, run, *, background=()
         kept = [e for e in examples if e.moment not in failed]
         if not kept:
             raise InvalidInputError("no example could be scored")
-        truth(kept, names)
+        try:
+            truth(kept, names)
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{exc} (once the {len(failed)} that failed are left out)") from None
     thresholds, reports = {}, []
     for m, name in enumerate(names):
         used = ok & (roles[name] >= 0)
@@ -124,6 +127,6 @@ def calibrate(classifier, examples: list[Example], labels, run, *, background=()
     encoder = classifier.encoder
     made = Thresholds(
         encoder.name, encoder.fingerprint, run.events.measure, tuple(names + extra), thresholds,
-        {r.label: r.to_dict() for r in reports},
+        tuple(run.hypothesis_template), {r.label: r.to_dict() for r in reports},
     )
     return made, reports, failed
