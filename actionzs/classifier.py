@@ -124,6 +124,7 @@ class ZeroShotVideoClassifier:
 
     def classify_prepared(self, video, labels: list[Label], run: RunOptions) -> VideoResult:
         """`classify` with labels and options from `prepare`; the result keeps its embeddings."""
+        self._check_thresholds(labels, run)
         [(_, outcome)] = self._classified([video], labels, run)
         return _raised(outcome)
 
@@ -157,9 +158,12 @@ class ZeroShotVideoClassifier:
         """Parsed labels and this call's options (the classifier's, overridden by `options`); a
         thresholds file (`events.thresholds`) checked against this model and these labels."""
         labels, run = parse_labels(candidate_labels), self.options.updated(**options)
+        self._check_thresholds(labels, run)
+        return labels, run
+
+    def _check_thresholds(self, labels: list[Label], run: RunOptions) -> None:
         if run.segments and run.events.calibrated is not None:
             run.events.calibrated.check(self.encoder, [label.name for label in labels], run.hypothesis_template)
-        return labels, run
 
     # -- forward: video -> embeddings (each frame once, cached per video) ------------------------
 

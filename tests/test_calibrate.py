@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from actionzs.calibration import Example, calibrate, example_values, fit_threshold, held_out, read_examples
+from actionzs.calibration.calibrate import scorer_of
 from actionzs.calibration.examples import truth
 from actionzs.errors import InvalidInputError
 from actionzs.events import EventOptions, moving_average
@@ -213,11 +214,11 @@ def test_example_values_take_the_best_smoothed_window_inside_each_moment():
     classifier = MadeUpScores({"v": values})
     moments = [("v", None, None), ("v", 0.0, 2.5), ("v", 2.5, 4.5), ("v", 5.6, 5.9), ("v", 6.5, 9.0), ("gone", None, None)]
     run = RunOptions(segments=True)
-    got, failed = example_values(classifier, moments, [Label("a")], run)
+    got, failed = example_values(scorer_of(classifier), moments, [Label("a")], run)
     np.testing.assert_allclose(got[:4, 0], [0.9, 0.9, 0.3, 0.1])  # 5.6-5.9 holds no centre: the nearest (6)
     assert np.isnan(got[4:, 0]).all()
     assert "not inside the video" in failed[("v", 6.5, 9.0)] and "cannot be read" in failed[("gone", None, None)]
-    smoothed, _ = example_values(classifier, moments[:1], [Label("a")], run.updated(events=EventOptions(smooth=3)))
+    smoothed, _ = example_values(scorer_of(classifier), moments[:1], [Label("a")], run.updated(events=EventOptions(smooth=3)))
     # what find_events would compare: the best of 0.5 (edge: (0.1 + 0.9) / 2), 0.4, 0.467, ...
     assert smoothed[0, 0] == pytest.approx(moving_average(values, 3).max()) == pytest.approx(0.5)
 

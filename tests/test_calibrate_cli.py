@@ -119,6 +119,14 @@ def test_search_keeps_a_calibrated_querys_moments_at_its_threshold(capsys, foota
     index = tmp_path / "lib.actionzs"
     code, _, err = run_cli(capsys, "index", footage, "--index", index, *model, "-q")
     assert code == 0, err
+    # calibrated from the stored frames instead of the videos: the same thresholds (vectors stored in float16)
+    code, out, err = run_cli(capsys, "calibrate", "--examples", footage / "examples.csv", "--index", index, *ONE,
+                             "--measure", "similarity")
+    assert code == 0, err
+    from_index = yaml.safe_load(out)
+    assert from_index["fingerprint"] == read_thresholds(path).fingerprint
+    for label, value in read_thresholds(path).thresholds.items():
+        assert from_index["thresholds"][label] == pytest.approx(value, abs=2e-3)
     search = ["search", "red", "-q", "blue", "--index", index, "--top", "50", "--window", "0", "--template", "a video of {}.",
               "--format", "json"]
     code, out, err = run_cli(capsys, *search)
@@ -153,13 +161,15 @@ def test_bad_input_gets_a_clear_message_and_exit_2(capsys, footage, model, tmp_p
         (["classify", footage / "s0.mp4", "-l", "red", "-l", "blue", "--segments", "--thresholds", path, "--measure", "similarity"],
          "holds thresholds on score, but events are found on similarity; give --measure score"),
         (["classify", footage / "s0.mp4", "-l", "green", "--segments", "--thresholds", path], "none of the labels given (green)"),
+        (["report", footage / "s0.mp4", "-l", "red", "-l", "blue", "--thresholds", tmp_path / "other.yaml", "-o", tmp_path / "r.html"],
+         "calibrated with the model"),
         (["scan", footage, "-l", "red", "--segments", "--thresholds", tmp_path / "nope.yaml", "-o", tmp_path / "x.jsonl"],
          "nope.yaml: cannot read a thresholds file"),
     ]
     for argv, message in cases:
         code, out, err = run_cli(capsys, *argv, *model, *ONE)
         assert code == 2 and message in err and "Traceback" not in err, (argv, err)
-    assert not (tmp_path / "x.jsonl").exists()
+    assert not (tmp_path / "x.jsonl").exists() and not (tmp_path / "r.html").exists()
 
 
 def test_calibrate_from_a_folder_writes_yaml_to_stdout_and_warns_of_an_unreached_precision(capsys, footage, model, tmp_path):

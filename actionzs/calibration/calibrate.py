@@ -10,6 +10,7 @@ the label somewhere in it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,14 +51,24 @@ def _rounded(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def example_values(classifier, moments: list[tuple], labels, run) -> tuple[np.ndarray, dict[tuple, str]]:
-    """Values [moments, labels] of each moment (path, start, end) for each label (see the
-    module's text), NaN for moments that failed, and why each failed. Each video is decoded and
+#: What scores the examples' videos: (paths, labels) -> (path, VideoResult with segments, or the error) per path.
+Scorer = Callable[[list[str], list], Iterable[tuple[str, object]]]
+
+
+def scorer_of(classifier) -> Scorer:
+    """The classifier's scoring of videos, with segments and every label: each video decoded and
     embedded once, the next while this one is encoded."""
+    return lambda paths, labels: classifier.classify_each(paths, labels, segments=True, top_k=None)
+
+
+def example_values(score_videos: Scorer, moments: list[tuple], labels, run) -> tuple[np.ndarray, dict[tuple, str]]:
+    """Values [moments, labels] of each moment (path, start, end) for each label (see the
+    module's text), NaN for moments that failed, and why each failed; each video is scored once
+    by `score_videos` (`scorer_of(classifier)`, or a library's `classify` of its stored frames)."""
     paths = list(dict.fromkeys(m[0] for m in moments))
     values = np.full((len(moments), len(labels)), np.nan)
     failed: dict[tuple, str] = {}
-    for path, outcome in classifier.classify_each(paths, labels, segments=True, top_k=None):
+    for path, outcome in score_videos(paths, labels):
         mine = [k for k, m in enumerate(moments) if m[0] == path]
         if isinstance(outcome, Exception):
             reason = getattr(outcome, "reason", None) or str(outcome)
@@ -82,8 +93,9 @@ def example_values(classifier, moments: list[tuple], labels, run) -> tuple[np.nd
 
 
 def calibrate(classifier, examples: list[Example], labels, run, *, background=(), precision: float | None = None,
-              folds: int | None = None) -> tuple[Thresholds, list[LabelReport], dict[tuple, str]]:
+              folds: int | None = None, score_videos: Scorer | None = None) -> tuple[Thresholds, list[LabelReport], dict[tuple, str]]:
     """Thresholds for `labels` (the `Label`s calibrated, each the label of some examples), scored
+    by `classifier` (or `score_videos`, e.g. from a library's stored frames, with its encoder)
     among `labels` plus `background` (labels for "none of these": they compete in a softmax and
     get no threshold) under `run`'s sampling and events options; each label's report; the moments
     that failed, and why (the others are calibrated without them)."""
@@ -103,7 +115,7 @@ def calibrate(classifier, examples: list[Example], labels, run, *, background=()
         raise InvalidInputError(f"background label(s) {', '.join(clash or [NONE])} clash with the labels calibrated")
     moments, roles = truth(examples, names)
     candidates = [*labels, *background]
-    values, failed = example_values(classifier, moments, candidates, run)
+    values, failed = example_values(score_videos or scorer_of(classifier), moments, candidates, run)
     ok = ~np.isnan(values[:, 0])
     if failed:  # the moments that failed drop out; each label must still have both kinds of example
         kept = [e for e in examples if e.moment not in failed]

@@ -6,7 +6,7 @@ import sys
 
 from ..errors import InvalidInputError
 from .arguments import HelpFormatter
-from .common import EXIT_FAILED, EXIT_OK, make_classifier, say, settings_of, validated
+from .common import EXIT_FAILED, EXIT_OK, from_index, make_classifier, outcomes, say, settings_of, validated
 
 
 def add_parsers(commands, shared) -> None:
@@ -21,6 +21,9 @@ def add_parsers(commands, shared) -> None:
     calibrate.add_argument("--examples", required=True, metavar="FILE|DIR",
                            help="a CSV (path,label,start,end,positive) or YAML list of examples, or a folder of <label>/ "
                                 "folders of positive clips (with <label>/negatives/, and none/ for clips of no label)")
+    calibrate.add_argument("--index", metavar="LIB",
+                           help="score the examples from the frames stored in this index (each example's video must be "
+                                "in it) instead of decoding them; its model and fps unless given")
     calibrate.add_argument("-o", "--output", metavar="FILE", help="write the thresholds file here (atomically); default stdout")
     calibrate.add_argument("--precision", type=float, metavar="P",
                            help="fit each threshold for this precision on the examples (0 < P <= 1), keeping the most "
@@ -45,12 +48,13 @@ def cmd_calibrate(args) -> int:
         args.labels = list(dict.fromkeys(e.label for e in examples if e.label != NONE))
         if not args.labels:
             raise InvalidInputError(f"{args.examples}: every example is {NONE!r}; give examples of the labels to calibrate")
-    settings, labels, run = validated(args, segments=True, top_k=None)
+    settings, labels, run = validated(args, segments=True, top_k=None, **(from_index(args) if args.index else {}))
     if run.events.thresholds is not None:
         raise InvalidInputError(f"the config sets events.thresholds ({run.events.thresholds}); calibrate writes one")
     background = parse_labels(args.background) if args.background else []
     classifier = make_classifier(settings, run)
-    thresholds, reports, failed = calibrate(classifier, examples, labels, run, background=background, precision=args.precision)
+    thresholds, reports, failed = calibrate(classifier, examples, labels, run, background=background, precision=args.precision,
+                                            score_videos=lambda paths, names: outcomes(args, classifier, names, paths))
     for (path, start, end), reason in failed.items():
         say(f"error: {path}{'' if start is None else f' {start:g}-{end:g} s'}: {reason} (left out)")
     for line in report_table(reports, thresholds.measure):
