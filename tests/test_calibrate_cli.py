@@ -154,7 +154,7 @@ def test_bad_input_gets_a_clear_message_and_exit_2(capsys, footage, model, tmp_p
         (["calibrate", "--examples", examples, "-l", "red", "-l", "blue", "-l", "green"], "'green' has no positive examples"),
         (["calibrate", "--examples", examples, "-l", "red"], "examples of unknown label(s) 'blue'; the labels are red"),
         (["calibrate", "--examples", examples, "--precision", "1.5"], "--precision must be above 0 and at most 1"),
-        (["calibrate", "--examples", examples, "--thresholds", path], "--thresholds is what calibrate writes"),
+        (["calibrate", "--examples", examples, "--window", "0"], "window must be a number of seconds >= 0.01"),
         (["calibrate", "--examples", examples, "--background", "red"], "background label(s) red clash"),
         (["classify", footage / "s0.mp4", "-l", "red", "-l", "blue", "--segments", "--thresholds", tmp_path / "other.yaml"],
          f"{tmp_path / 'other.yaml'}: calibrated with the model"),

@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     shared = model_options()
     video_commands.add_parsers(commands, shared)
     library_commands.add_parsers(commands)
-    calibrate_commands.add_parsers(commands, shared)
+    calibrate_commands.add_parsers(commands)
     return parser
 
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import sys
 
 from ..errors import InvalidInputError
-from .arguments import HelpFormatter
+from .arguments import HelpFormatter, flag_of
 from .common import EXIT_FAILED, EXIT_OK, from_index, make_classifier, outcomes, say, settings_of, validated
 
 
-def add_parsers(commands, shared) -> None:
+#: The options of a run that change what calibration fits: those that change a window's value.
+RUN_OPTIONS = ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "keyframes", "window", "stride",
+               "pooling", "hypothesis_template", "smooth", "measure", "labels_file")
+
+
+def add_parsers(commands) -> None:
+    """`calibrate`, with the options of a run that change a window's value (not the shared options
+    of classify and scan: their thresholds and outputs mean nothing here)."""
+    from ..schema import option
+
     calibrate = commands.add_parser(
-        "calibrate", parents=[shared], formatter_class=HelpFormatter,
+        "calibrate", formatter_class=HelpFormatter,
         help="fit per-label thresholds from labelled example clips, for --thresholds",
         description="Score labelled examples (clips or moments where each label happens, and where it does not) as "
                     "classify scores windows, fit one threshold per label on the measure events are found on (--measure), "
@@ -31,6 +40,15 @@ def add_parsers(commands, shared) -> None:
     calibrate.add_argument("--background", action="append", default=[], metavar="TEXT",
                            help='a "none of these" prompt scored with the labels, given no threshold (repeatable): with '
                                 "--measure score it takes the probability of moments where no label happens")
+    run = calibrate.add_argument_group("scoring (as classify and scan will score; defaults from the config)")
+    run.add_argument("-l", "--label", dest="labels", action="append", metavar="LABEL",
+                     help='a label to calibrate, repeatable; "name: description" embeds the description (default: the examples\' labels)')
+    run.add_argument("--config", metavar="CFG", help="preset name (default, surveillance, sports) or YAML file; flags override it")
+    for name in RUN_OPTIONS:
+        run.add_argument(option(name).flag, **flag_of(option(name)))
+    calibrate.add_argument("-q", "--quiet", action="store_true", help="no progress or info messages")
+    calibrate.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
+    calibrate.set_defaults(thresholds=None, num_frames=None, save_embeddings=None)
 
 
 def cmd_calibrate(args) -> int:
@@ -41,8 +59,6 @@ def cmd_calibrate(args) -> int:
 
     if args.precision is not None and not 0 < args.precision <= 1:
         raise InvalidInputError(f"--precision must be above 0 and at most 1, got {args.precision:g}")
-    if args.thresholds is not None:
-        raise InvalidInputError("--thresholds is what calibrate writes; leave it out (write it with -o FILE)")
     examples = read_examples(args.examples)
     if not args.labels and not args.labels_file and not settings_of(args)["labels_file"]:
         args.labels = list(dict.fromkeys(e.label for e in examples if e.label != NONE))
