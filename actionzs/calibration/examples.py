@@ -167,16 +167,16 @@ def truth(examples: list[Example], labels: list[str]) -> tuple[list[tuple], dict
     roles = {}
     for label in labels:
         role = np.full(len(moments), -1, np.int8)
-        for e in examples:
+        for e in examples:  # negatives of every label: none, and the positives of other labels
             if e.label == NONE or (e.label != label and e.positive):
-                role[position[e.moment]] = max(role[position[e.moment]], 0)
-        for e in examples:
-            if e.label != label:
-                continue
-            k = position[e.moment]
-            if not e.positive and any(o.label == label and o.positive and o.moment == e.moment for o in examples):
+                role[position[e.moment]] = 0
+        mine = [e for e in examples if e.label == label]
+        shown = {e.moment for e in mine if e.positive}
+        for e in mine:
+            if not e.positive and e.moment in shown:
                 raise InvalidInputError(f"{e.where}: this {_named(e)} is both a positive and a negative of {label!r}")
-            role[k] = 1 if e.positive else 0
+        for e in mine:
+            role[position[e.moment]] = 1 if e.positive else 0
         if not (role == 1).any():
             raise InvalidInputError(f"label {label!r} has no positive examples: add clips or moments that show it")
         if not (role == 0).any():
