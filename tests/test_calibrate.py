@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from actionzs.calibration import Example, calibrate, example_values, fit_threshold, held_out, read_examples
+from actionzs.calibration import Example, calibrate, example_values, fit_threshold, held_out, read_examples, read_thresholds
 from actionzs.calibration.calibrate import scorer_of
 from actionzs.calibration.examples import truth
 from actionzs.errors import InvalidInputError
@@ -235,3 +235,15 @@ def test_calibrate_leaves_failed_examples_out_and_refuses_unknown_labels():
         calibrate(MadeUpScores({"v0": per_video["v0"]}), examples[:2], [Label("fall")], RunOptions(segments=True))
     with pytest.raises(InvalidInputError, match="no example could be scored"):
         calibrate(MadeUpScores({}), examples[:2], [Label("fall")], RunOptions(segments=True))
+
+
+def test_a_thresholds_file_reads_back_what_was_written_whatever_the_label_names(tmp_path):
+    from actionzs.calibration import Thresholds
+
+    names = ("yes", "no", "1", "null", "a person: falls", "café 🎉", "#hash")
+    made = Thresholds("m", "sha256:1", "similarity", names + ("background",), {n: 0.1 * k for k, n in enumerate(names)},
+                      ("a video of {}.",), {"yes": {"positives": 2, "negatives": 3, "folds": 0}})
+    (tmp_path / "t.yaml").write_text(made.to_yaml(), encoding="utf-8")
+    back = read_thresholds(tmp_path / "t.yaml")
+    assert back == Thresholds(*[getattr(made, f) for f in ("model", "fingerprint", "measure", "labels", "thresholds", "templates",
+                                                           "held_out")], source=str(tmp_path / "t.yaml"))

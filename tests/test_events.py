@@ -301,6 +301,7 @@ def test_event_options_refuse_a_thresholds_file_for_another_measure(tmp_path):
     ("thresholds: [1, 2]\nmodel: m\nfingerprint: f\nmeasure: score\n", "map each label to a number"),
     ("thresholds: {a: high}\nmodel: m\nfingerprint: f\nmeasure: score\n", "threshold of 'a' must be a number"),
     ("thresholds: {a: 0.3}\nmodel: m\nfingerprint: f\nmeasure: loud\n", "measure must be score or similarity"),
+    ("thresholds: {1: 0.3}\nmodel: m\nfingerprint: f\nmeasure: score\n", "1 is not a label name; quote it"),
     ("thresholds: {a: 0.3}\nmeasure: score\n", "model must be a text"),
     ("thresholds: {a: 0.3}\nmodel: m\nfingerprint: f\nmeasure: score\ncolour: red\n", "unknown key(s) colour"),
     ("a: &x [1]\nb: *x\n", "aliases"),

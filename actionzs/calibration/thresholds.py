@@ -46,7 +46,7 @@ class Thresholds:
 
         data = {
             "model": self.model, "fingerprint": self.fingerprint, "measure": self.measure, "labels": list(self.labels),
-            **({"templates": list(self.templates)} if self.templates else {}), "thresholds": {k: round(float(v), 6) for k, v in self.thresholds.items()}, "held_out": self.held_out,
+            **({"templates": list(self.templates)} if self.templates else {}), "thresholds": {k: float(v) for k, v in self.thresholds.items()}, "held_out": self.held_out,
         }
         head = "# per-label thresholds from `actionzs calibrate`; use with --thresholds FILE\n"
         return head + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
@@ -123,7 +123,9 @@ def read_thresholds(path: str | os.PathLike) -> Thresholds:
     if not isinstance(thresholds, dict) or not thresholds:
         raise InvalidInputError(f"{path}: thresholds must map each label to a number, got {thresholds!r}")
     for label, value in thresholds.items():
-        if not isinstance(label, str) or isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if not isinstance(label, str):
+            raise InvalidInputError(f"{path}: {label!r} is not a label name; quote it (\"{label}\": ...)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InvalidInputError(f"{path}: the threshold of {label!r} must be a number, got {value!r}")
     labels = data.get("labels", list(thresholds))
     if not isinstance(labels, list) or not all(isinstance(label, str) for label in labels):
