@@ -189,3 +189,17 @@ def test_calibrate_from_a_folder_writes_yaml_to_stdout_and_warns_of_an_unreached
     for label in LABELS:
         warned = f"warning: {label}: no threshold reaches precision 1 on the examples" in err
         assert warned == (precision[label] < 1.0), err
+
+
+def test_a_sigmoid_score_file_holds_whatever_the_other_labels(capsys, footage, siglip_dir, tmp_path):
+    """SigLIP scores each label on its own, so its thresholds on score hold beside other labels."""
+    model = ["--model", str(siglip_dir)]
+    path, _ = calibrated(capsys, footage, model, tmp_path)
+    made = read_thresholds(path)
+    code, out, err = run_cli(capsys, "classify", footage / "long.mp4", *model, *ONE, "-l", "red", "-l", "blue", "-l", "green",
+                             "--segments", "--thresholds", path, "--threshold", "0", "--format", "json")
+    assert code == 0, err
+    [record] = json.loads(out)
+    assert record["thresholds"]["labels"] == made.thresholds
+    assert {e["label"]: e["threshold"] for e in record["events"]}["green"] == 0.0  # not calibrated: the global one
+    assert all(e["threshold"] == made.thresholds.get(e["label"], 0.0) <= e["score"] for e in record["events"])
