@@ -4,8 +4,8 @@ fitted per label on the value events are found on, and its held-out precision an
 An example's value for a label is the highest smoothed value (`events.measure`, over `smooth`
 windows, exactly as `find_events` compares it with the threshold) among the windows of its video
 whose centre lies inside the example (the window nearest its middle when none does; every window
-for a whole clip). So an example is called on at threshold t exactly when events at t would find
-the label somewhere in it.
+for a whole clip). So an example is called on at threshold t exactly when a window centred in it
+is on at t: when events at t find the label there (before `min_duration` drops short ones).
 """
 
 from __future__ import annotations
