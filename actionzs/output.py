@@ -64,6 +64,18 @@ def json_line(record: dict) -> str:
     return _encodable(json.dumps(record, ensure_ascii=False)) + "\n"
 
 
+def threshold_text(described: dict | None) -> str:
+    """What events were thresholded with, as results record it (`EventOptions.described`), in
+    words: "score >= 0.5", or "similarity >= 0.27 for fall, 0.5 for the other labels"."""
+    if not described:
+        return "the threshold"
+    own = described.get("labels") or {}
+    text = f"{described['measure']} >= " + ", ".join(f"{value:g} for {label}" for label, value in own.items())
+    if not own:
+        return text + f"{described['threshold']:g}"
+    return text + f", {described['threshold']:g} for the other labels"
+
+
 def table(records: list[dict]) -> str:
     """A readable view: per video its ranked labels, then its events with hh:mm:ss times."""
     out = []
@@ -83,7 +95,7 @@ def table(records: list[dict]) -> str:
                 for event in record["events"]:
                     out.append(f"    {hms(event['start'])}-{hms(event['end'])}  {event['score']:.2f}  {printable(event['label'])}")
             else:
-                out.append("  events: none above the threshold")
+                out.append(f"  events: none reached {printable(threshold_text(record.get('thresholds')))}")
         out.append("")
     return "\n".join(out)
 

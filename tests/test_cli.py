@@ -113,7 +113,7 @@ def test_classify_json(capsys, media, model, segments):
     assert code == 0, err
     records = json.loads(out)
     assert [r["video"] for r in records] == [str(media["a"]), str(media["b"])]
-    keys = {"video", "duration", "model", "labels"} | ({"segments", "events"} if segments else set())
+    keys = {"video", "duration", "model", "labels"} | ({"segments", "events", "thresholds"} if segments else set())
     for record in records:
         assert set(record) == keys
         assert record["model"] == model[1]
@@ -124,6 +124,7 @@ def test_classify_json(capsys, media, model, segments):
     if segments:
         assert [(s["start"], s["end"]) for s in records[0]["segments"]] == [(0.0, 2.0), (1.0, 3.0)]
         assert {e["label"] for e in records[0]["events"]} == set(LABELS)  # threshold -1 on similarity: all on
+        assert records[0]["thresholds"] == {"measure": "similarity", "threshold": -1.0}
 
 
 def test_decode_workers_give_the_same_output(capsys, media, model):
