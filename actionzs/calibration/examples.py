@@ -103,17 +103,9 @@ def _from_csv(path: Path) -> list[Example]:
 
 
 def _from_yaml(path: Path) -> list[Example]:
-    import yaml
+    from ..config import read_yaml
 
-    from ..config import _check_shape
-    from ..textfile import read_text_file
-
-    text = read_text_file(path, "an examples file", EXAMPLES_BYTES)
-    try:
-        _check_shape(path, yaml.parse(text, Loader=yaml.SafeLoader))
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path}: not valid YAML ({str(exc)[:500]})") from None
+    data = read_yaml(path, "an examples file", EXAMPLES_BYTES)
     if not isinstance(data, list):
         raise InvalidInputError(f"{path}: examples must be a list of mappings with {', '.join(_COLUMNS)}")
     examples = []

@@ -97,18 +97,10 @@ class Thresholds:
 
 def read_thresholds(path: str | os.PathLike) -> Thresholds:
     """The thresholds file at `path`; anything else is an `InvalidInputError` naming it and why."""
-    import yaml
-
-    from ..config import _check_shape
-    from ..textfile import read_text_file
+    from ..config import read_yaml
 
     path = os.fspath(path)
-    text = read_text_file(path, "a thresholds file", THRESHOLDS_BYTES)
-    try:
-        _check_shape(path, yaml.parse(text, Loader=yaml.SafeLoader))
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"{path}: not valid YAML ({str(exc)[:500]})") from None
+    data = read_yaml(path, "a thresholds file", THRESHOLDS_BYTES)
     if not isinstance(data, dict) or "thresholds" not in data:
         raise InvalidInputError(f"{path}: not a thresholds file (a mapping with thresholds:, written by `actionzs calibrate`)")
     unknown = set(map(str, data)) - set(_KEYS)
