@@ -47,8 +47,9 @@ def class_words(name: str) -> str:
     return " ".join(spaced.split())
 
 
-def _letters(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.casefold())
+def letters(name: str) -> str:
+    """A name's letters and digits, lower case: how a class name is matched across spellings."""
+    return re.sub(r"[\W_]+", "", name.casefold())
 
 
 def shipped_classes(name: str) -> list[str]:
@@ -62,8 +63,8 @@ def shipped_classes(name: str) -> list[str]:
 
 def _spelled(folders: list[str], reference: str | None) -> list[str]:
     """Each class folder name as words, in the reference list's spelling where the letters agree."""
-    known = {_letters(c): c for c in shipped_classes(reference)} if reference else {}
-    return [known.get(_letters(f), class_words(f)) for f in folders]
+    known = {letters(c): c for c in shipped_classes(reference)} if reference else {}
+    return [known.get(letters(f), class_words(f)) for f in folders]
 
 
 def _videos_in(folder: Path) -> list[str]:
