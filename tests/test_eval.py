@@ -303,6 +303,7 @@ def test_named_ensembles_by_template_and_by_config(capsys, tmp_path, words_model
 # -- the sample footage (random weights: the numbers mean nothing, the pipeline must run) -------------
 
 
+@pytest.mark.slow
 def test_sample_footage_end_to_end(capsys, tmp_path, clip_dir, shared_videos):
     root = tmp_path / "footage"
     for name, folder in (("bikes.mp4", "street"), ("carphone_pristine.mp4", "talking"), ("Megamind.avi", "talking"),
