@@ -218,6 +218,27 @@ def test_temporal_map_equals_hand_computed(capsys, tmp_path, words_model, untrim
     assert "Events at tIoU 0.5" in (tmp_path / "temporal.html").read_text()
 
 
+def test_detections_in_a_video_without_annotations_are_false_positives(capsys, tmp_path, words_model, untrimmed):
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "cam1.mp4").write_bytes((untrimmed / "videos" / "cam1.mp4").read_bytes())
+    write_clip(videos / "quiet.mp4", 40, average_fps=10, width=64, height=48, scenes=lambda i: 0)  # 4 s of alpha's colour
+    truth = tmp_path / "truth.csv"
+    truth.write_text("video,label,start,end\ncam1,alpha,0,4.25\ncam1,alpha,9.75,12\ncam1,beta,4.25,10.25\n")
+    out = tmp_path / "temporal.json"
+    code, _, stderr = run_cli(capsys, "eval", videos, "--annotations", truth, "--model", words_model, "-l", "alpha",
+                              "-l", "beta", "--template", "a video of {}.", "--fps", "2", "-o", out)
+    assert code == 0, stderr
+    assert "1 of the 2 videos under" in stderr
+    metrics = json.loads(out.read_text())
+    # quiet.mp4's alpha event [0, 4] (every window pure: the best score) is a false positive ranked
+    # first; then cam1's two alpha events. Up to tIoU 0.6: precision 0, 1/2, 2/3 at recall 0, 1/2, 1
+    # -> AP 2/3; at 0.7 the last is a false positive too: precision 1/2 at recall 1/2 -> AP 1/4.
+    assert metrics["per_class"]["alpha"] == pytest.approx([2 / 3] * 4 + [1 / 4])
+    assert metrics["per_class"]["beta"] == pytest.approx([1] * 5)
+    assert metrics["events"]["precision"] == pytest.approx(3 / 4) and metrics["events"]["recall"] == 1.0
+
+
 def test_temporal_bad_annotations_are_named_and_the_rest_evaluated(capsys, tmp_path, words_model, untrimmed):
     truth = tmp_path / "truth.csv"
     truth.write_text("video,label,start,end\n"
@@ -323,5 +344,7 @@ def test_sample_footage_end_to_end(capsys, tmp_path, clip_dir, shared_videos):
                               "--template", "a video of {}.", "--threshold", "0.2", "-o", out, "-q")
     assert code == 0, stderr
     temporal = json.loads(out.read_text())
-    assert temporal["videos"] == 3 and temporal["ground_truth"] == 4 and len(temporal["map"]) == 5
+    assert temporal["videos"] == 4 and temporal["ground_truth"] == 4 and len(temporal["map"]) == 5
+    assert temporal["notes"] == [f"1 of the 4 videos under {shared_videos} have no annotations: evaluated as showing "
+                                 "none of the actions (what is detected there is a false positive)"]
     assert all(0 <= v <= 1 for v in temporal["map"])

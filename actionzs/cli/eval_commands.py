@@ -179,15 +179,20 @@ def _temporal(args, settings, run, templates):
     variants = ablation.variants(templates, bool(descriptions) or any(label.description for label in labels))
     classifier = make_classifier(settings, run)
     failures = []
-    paths = sorted(set(video_files.values()))
-    video_of = {path: video for video, path in video_files.items()}
+    video_of = untrimmed.names_of(found, args.dataset, video_files)
+    paths = sorted(video_of)
+    unannotated = len(paths) - len(set(video_files.values()))
+    if unannotated:
+        notes.append(f"{unannotated} of the {len(paths)} videos under {args.dataset} have no annotations: "
+                     "evaluated as showing none of the actions (what is detected there is a false positive)")
+        say(f"warning: {notes[-1]}")
     embedded = embeddings_of(classifier, paths, args.index, args.save_embeddings, labels=labels)
     scored, detections = untrimmed.detections(classifier, _progress(embedded, len(paths), args.quiet), video_of, labels,
                                               variants, descriptions, lambda video, exc: failures.append(failure(video, exc)))
     evaluated = {video_of[p] for p in scored}
     truth = [i for i in truth if i.video in evaluated]
     if not truth:
-        raise InvalidInputError(f"{args.dataset}: none of the {len(paths)} annotated videos could be evaluated")
+        raise InvalidInputError(f"{args.dataset}: none of the {len(paths)} videos could be evaluated")
     metrics = {**_record(args, settings, "temporal", problems, failures), "annotations": args.annotations,
                "notes": notes, "videos": len(scored), "candidates": [label.name for label in labels],
                **untrimmed.report(truth, detections, variants, THUMOS_TIOUS, args.tiou)}

@@ -36,6 +36,18 @@ def match_videos(found: list[str], root: str, instances: list[Instance]) -> tupl
     return files, problems
 
 
+def names_of(found: list[str], root: str, video_files: dict[str, str]) -> dict[str, str]:
+    """{file: the name its detections are filed under}: the annotations' name for an annotated
+    file, else its path under `root` (a video with no actions to find; the extension kept, so it
+    cannot take an annotated video's name)."""
+    names = {path: video for video, path in video_files.items()}
+    for path in found:
+        if path not in names:
+            relative = os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
+            names[path] = relative.replace(os.sep, "/")
+    return names
+
+
 def candidates(instances: list[Instance], given: list[Label] | None) -> tuple[list[Label], list[Instance], list[str]]:
     """(candidate labels, instances relabelled with their names, problems). Without `given`, the
     annotations' labels as words ("BaseballPitch" -> "Baseball Pitch"); with it, each annotation
