@@ -9,7 +9,6 @@ import json
 import math
 import os
 import sys
-from pathlib import Path
 
 from ..errors import InvalidInputError
 from .arguments import HelpFormatter
@@ -100,13 +99,15 @@ def cmd_eval(args) -> int:
     if not 0 < args.tiou <= 1:
         raise InvalidInputError(f"--tiou must be in (0, 1], got {args.tiou:g}")
     settings, run = _settings(args, temporal)
-    page, png = _outputs(args, temporal)
+    page_path, png_path = _outputs(args, temporal)
     make_folder(args.save_embeddings)
     templates = (run.hypothesis_template,) if isinstance(run.hypothesis_template, str) else tuple(run.hypothesis_template)
-    metrics, png_bytes = (_temporal if temporal else _trimmed)(args, settings, run, templates)
-    metrics = _write(args.output, page, png, metrics, png_bytes)
+    metrics, png = (_temporal if temporal else _trimmed)(args, settings, run, templates)
+    metrics = _write(args.output, page_path, png_path, metrics, png)
+    _summary(metrics)
     if not args.quiet:
-        _summary(metrics, args.output)
+        written = [args.output, page_path] + ([png_path] if png_path else [])
+        say(f"wrote {', '.join(written)}")
     return EXIT_FAILED if metrics["failures"] or metrics["problems"] else EXIT_OK
 
 
@@ -116,6 +117,8 @@ def _descriptions(args, classes: list[str], problems: list[str]) -> dict[str, st
     if not args.descriptions:
         return {}
     found, bad = read_descriptions(args.descriptions, classes)
+    for problem in bad:
+        say(f"warning: {problem}")
     problems += bad
     if not found:
         raise InvalidInputError(f"{args.descriptions}: describes none of the classes ({', '.join(classes[:5])}, ...)")
@@ -127,6 +130,8 @@ def _record(args, settings, kind: str, problems: list[str], failures: list[dict]
 
 
 def _trimmed(args, settings, run, templates):
+    import numpy as np
+
     from ..evaluation import ablation, datasets, page, trimmed
     from ..evaluation.embedded import embeddings_of
 
@@ -142,15 +147,13 @@ def _trimmed(args, settings, run, templates):
     failures = []
     embedded = embeddings_of(classifier, [path for path, _ in dataset.clips], args.index, args.save_embeddings,
                              labels=ablation.labels_for(dataset.classes, {}, variants[0]))
-    videos, scores = trimmed.similarities(classifier, _progress(embedded, len(dataset.clips), args.quiet),
+    videos, scores = trimmed.similarities(classifier, _progress(embedded, len(dataset.clips), "clip", args.quiet),
                                           dataset.classes, variants, descriptions,
                                           lambda video, exc: failures.append(failure(video, exc)))
     if not videos:
         raise InvalidInputError(f"{args.dataset}: none of the {len(dataset.clips)} clips could be evaluated")
     metrics = {**_record(args, settings, "trimmed", problems, failures), "layout": args.layout, "split": args.split,
                **trimmed.report(dataset, videos, scores, variants)}
-    import numpy as np
-
     return metrics, page.confusion_png(np.array(metrics["confusion"]), dataset.classes)
 
 
@@ -187,8 +190,9 @@ def _temporal(args, settings, run, templates):
                      "evaluated as showing none of the actions (what is detected there is a false positive)")
         say(f"warning: {notes[-1]}")
     embedded = embeddings_of(classifier, paths, args.index, args.save_embeddings, labels=labels)
-    scored, detections = untrimmed.detections(classifier, _progress(embedded, len(paths), args.quiet), video_of, labels,
-                                              variants, descriptions, lambda video, exc: failures.append(failure(video, exc)))
+    scored, detections = untrimmed.detections(classifier, _progress(embedded, len(paths), "video", args.quiet), video_of,
+                                              labels, variants, descriptions,
+                                              lambda video, exc: failures.append(failure(video, exc)))
     evaluated = {video_of[p] for p in scored}
     truth = [i for i in truth if i.video in evaluated]
     if not truth:
@@ -199,10 +203,10 @@ def _temporal(args, settings, run, templates):
     return metrics, None
 
 
-def _progress(items, total: int, quiet: bool):
+def _progress(items, total: int, unit: str, quiet: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(items, total=total, unit="clip", file=sys.stderr, disable=quiet or None, dynamic_ncols=True)
+    return tqdm(items, total=total, unit=unit, file=sys.stderr, disable=quiet or None, dynamic_ncols=True)
 
 
 def _json_safe(value):
@@ -236,7 +240,7 @@ def _percent(value) -> str:
     return "    –" if value is None else f"{100 * value:5.1f}"
 
 
-def _summary(metrics: dict, output: str) -> None:
+def _summary(metrics: dict) -> None:
     """The ablation table on stdout: one line per prompt variant."""
     if metrics["kind"] == "trimmed":
         print(f"{metrics['clips']} clips, {len(metrics['classes'])} classes ({metrics['model']})")
@@ -253,4 +257,3 @@ def _summary(metrics: dict, output: str) -> None:
         e = metrics["events"]
         print(f"events at tIoU {e['tiou']:g}: precision {_percent(e['precision'])} %, recall {_percent(e['recall'])} %, "
               f"F1 {_percent(e['f1'])} %")
-    say(f"wrote {output}, {metrics['html']}" + (f", {metrics['confusion_png']}" if metrics.get("confusion_png") else ""))
