@@ -174,7 +174,8 @@ def _temporal(args, settings, run, templates):
     problems += empty + unmatched
     for line in problems + notes:
         say(f"warning: {line}")
-    truth = [i for i in instances if i.video in video_files]
+    video_of = untrimmed.names_of(found, args.dataset, video_files)
+    truth = untrimmed.filed(instances, video_files, video_of)
     if not truth:
         raise InvalidInputError(f"{args.annotations}: no annotated video is in {args.dataset}"
                                 + (f" ({problems[0]})" if problems else ""))
@@ -182,7 +183,6 @@ def _temporal(args, settings, run, templates):
     variants = ablation.variants(templates, bool(descriptions) or any(label.description for label in labels))
     classifier = make_classifier(settings, run)
     failures = []
-    video_of = untrimmed.names_of(found, args.dataset, video_files)
     paths = sorted(video_of)
     unannotated = len(paths) - len(set(video_files.values()))
     if unannotated:

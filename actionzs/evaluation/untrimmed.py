@@ -40,12 +40,19 @@ def names_of(found: list[str], root: str, video_files: dict[str, str]) -> dict[s
     """{file: the name its detections are filed under}: the annotations' name for an annotated
     file, else its path under `root` (a video with no actions to find; the extension kept, so it
     cannot take an annotated video's name)."""
-    names = {path: video for video, path in video_files.items()}
+    names: dict[str, str] = {}
+    for video, path in sorted(video_files.items()):  # a file annotated under two names is filed under the first
+        names.setdefault(path, video)
     for path in found:
         if path not in names:
             relative = os.path.relpath(path, root) if os.path.isdir(root) else os.path.basename(path)
             names[path] = relative.replace(os.sep, "/")
     return names
+
+
+def filed(instances: list[Instance], video_files: dict[str, str], video_of: dict[str, str]) -> list[Instance]:
+    """The instances of videos that are there, each under its file's name (`names_of`)."""
+    return [replace(i, video=video_of[video_files[i.video]]) for i in instances if i.video in video_files]
 
 
 def candidates(instances: list[Instance], given: list[Label] | None) -> tuple[list[Label], list[Instance], list[str]]:
