@@ -28,7 +28,8 @@ def add_parsers(commands, shared) -> None:
                     "confusion matrix, and a prompt ablation: each template alone, the ensemble, with and without label "
                     "descriptions), or with --annotations temporal detection on untrimmed videos (mAP at tIoU "
                     "0.3-0.7 and their average, event precision/recall/F1). Each clip is embedded once; every "
-                    "prompt variant is scored from those embeddings. A --template without {} names a shipped ensemble "
+                    "prompt variant is scored from those embeddings, and --save-embeddings DIR keeps them for the "
+                    "next run, which reads them back instead of decoding. A --template without {} names a shipped ensemble "
                     "(clip_ucf101, clip_kinetics).")
     parser.add_argument("dataset", metavar="DATASET",
                         help="the dataset's folder (folders, ucf101, hmdb51, and the videos of --annotations) or CSV file (csv)")
