@@ -137,10 +137,13 @@ def test_trimmed_metrics_and_ablation_equal_hand_computed(capsys, tmp_path, word
     # gamma's beta-coloured clip: beta scores above gamma, alpha and delta tie with it and come first: rank 4.
     wrong = [p for p in metrics["predictions"] if p["class"] != p["predicted"]]
     assert [(p["video"].rsplit("/", 1)[1], p["predicted"], p["rank"]) for p in wrong] == [("gamma1.mp4", "beta", 4)]
+    assert metrics["most_confused"] == [{"class": "gamma", "predicted": "beta", "clips": 1}]
     assert metrics["problems"] == [] and metrics["failures"] == []
     # the table on stdout, the page and the PNG
     assert " 87.5  100.0   87.5       ensemble + descriptions" in stdout
     page = (tmp_path / "metrics.html").read_text()
+    assert "<td>gamma</td><td>beta</td><td class=\"n\">1</td>" in page  # most confused
+    assert "<tr><td>gamma</td><td class=\"n\">0</td><td class=\"n\">1</td><td class=\"n\">0</td><td class=\"n\">1</td></tr>" in page
     assert "Prompt ablation" in page and "template: a drawing of {}." in page and "data:image/png;base64," in page
     png = Image.open(tmp_path / "metrics-confusion.png")
     assert png.format == "PNG"

@@ -12,6 +12,8 @@ import numpy as np
 
 #: Side of one confusion cell in pixels, by class count: readable for 5 classes, 400 still fit.
 _CELL_MAX, _CELL_MIN, _PLOT_MAX = 28, 3, 1400
+#: Up to this many classes the page also shows the confusion counts as a table.
+_COUNTS_TABLE_CLASSES = 30
 _STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #1b1f24; }
 h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 16px; margin: 28px 0 8px; }
@@ -86,10 +88,16 @@ def render_page(metrics: dict, png: bytes | None) -> str:
             [[a["variant"], a["top1"], a["top5"], a["mean_class_accuracy"]] for a in metrics["ablation"]]))
         parts.append("<h2>Per class</h2>" + _table(
             ["class", "clips", "accuracy %"], [[c["class"], c["clips"], c["accuracy"]] for c in metrics["per_class"]]))
+        if metrics["most_confused"]:
+            parts.append("<h2>Most confused</h2>" + _table(
+                ["class", "predicted as", "clips"], [[m["class"], m["predicted"], m["clips"]] for m in metrics["most_confused"]]))
         if png is not None:
             data = base64.b64encode(png).decode("ascii")
             parts.append("<h2>Confusion matrix</h2><p class='meta'>rows: true class; columns: predicted; "
                          f"shade: share of the row</p><img alt='confusion matrix' src='data:image/png;base64,{data}'>")
+        if len(metrics["classes"]) <= _COUNTS_TABLE_CLASSES:
+            parts.append(_table(["true \\ predicted", *metrics["classes"]],
+                                [[c, *row] for c, row in zip(metrics["classes"], metrics["confusion"])]))
     else:
         tious = [f"tIoU {t:g}" for t in metrics["thresholds"]]
         parts.append(_table(["videos", "ground truth", "detections", *[f"mAP % {t}" for t in tious], "average mAP %"],

@@ -56,10 +56,21 @@ def report(dataset: Dataset, videos: list[str], scores: np.ndarray, variants: li
         "per_class": [{"class": c, "clips": int(confusion[k].sum()), "accuracy": _number(accuracy[k])}
                       for k, c in enumerate(classes)],
         "confusion": confusion.tolist(),
+        "most_confused": most_confused(confusion, classes),
         "ablation": ablation,
         "predictions": [{"video": v, "class": classes[t], "predicted": classes[p], "rank": int(r) + 1}
                         for v, t, p, r in zip(videos, truth, predicted, ranks)],
     }
+
+
+def most_confused(confusion: np.ndarray, classes: list[str], count: int = 10) -> list[dict]:
+    """The `count` most frequent mistakes, {"class", "predicted", "clips"}, most clips first (then
+    in class order): which classes the prompts fail to separate."""
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:count]
+    pairs = [np.unravel_index(k, off.shape) for k in order]
+    return [{"class": classes[t], "predicted": classes[p], "clips": int(off[t, p])} for t, p in pairs if off[t, p] > 0]
 
 
 def _number(value: float) -> float | None:
