@@ -232,13 +232,16 @@ def test_folders_layout_reports_a_class_folder_with_no_videos(tmp_path, one_clip
     copy(one_clip, tmp_path / "ds" / "JumpRope" / "a.mp4")
     copy(one_clip, tmp_path / "ds" / "JumpRope" / "deeper" / "b.mp4")
     copy(one_clip, tmp_path / "ds" / "sit_down" / "c.mp4")
+    (tmp_path / "ds" / "sit_down" / "same.mp4").symlink_to(tmp_path / "ds" / "JumpRope" / "a.mp4")
     (tmp_path / "ds" / "Empty").mkdir()
     (tmp_path / "ds" / "Empty" / "notes.txt").write_text("no videos here")
     found = datasets.load_dataset(tmp_path / "ds", "folders")
     assert found.classes == ["Empty", "Jump Rope", "sit down"]
     assert sorted((p.split("/ds/")[1], k) for p, k in found.clips) == [
         ("JumpRope/a.mp4", 1), ("JumpRope/deeper/b.mp4", 1), ("sit_down/c.mp4", 2)]
-    assert found.problems == [f"{tmp_path / 'ds' / 'Empty'}: class folder with no videos"]
+    assert found.problems == [f"{tmp_path / 'ds' / 'Empty'}: class folder with no videos",
+                              f"{tmp_path / 'ds' / 'sit_down' / 'same.mp4'}: the same file as "
+                              f"{tmp_path / 'ds' / 'JumpRope' / 'a.mp4'}; counted once, as 'Jump Rope'"]
     with pytest.raises(InvalidInputError, match="no class folders"):
         datasets.load_dataset(tmp_path / "ds" / "sit_down", "folders")
 
@@ -289,11 +292,14 @@ def test_hmdb51_split_files_take_the_testing_clips(tmp_path, one_clip):
 
 def test_csv_layout(tmp_path, one_clip):
     copy(one_clip, tmp_path / "clips" / "x.mp4")
-    (tmp_path / "list.csv").write_text("path,label\nclips/x.mp4,climbing\nclips/gone.mp4,falling\nonly-one-cell\n")
+    (tmp_path / "list.csv").write_text("path,label\nclips/x.mp4,climbing\nclips/gone.mp4,falling\nonly-one-cell\n"
+                                       "clips/x.mp4,falling\n")
     found = datasets.load_dataset(tmp_path / "list.csv", "csv")
     assert found.classes == ["climbing", "falling"]
     assert found.clips == [(str(tmp_path / "clips" / "x.mp4"), 0)]
-    assert len(found.problems) == 2 and "line 4 is not 'path,label'" in found.problems[0]
+    assert len(found.problems) == 3 and "line 4 is not 'path,label'" in found.problems[0]
+    assert "line 5 lists clips/x.mp4 again (line 2 is kept)" in found.problems[1]
+    assert "names clips/gone.mp4, which is not in" in found.problems[2]
     with pytest.raises(InvalidInputError, match="--split is for the ucf101 and hmdb51 layouts"):
         datasets.load_dataset(tmp_path / "list.csv", "csv", "x.txt")
 

@@ -167,7 +167,7 @@ def from_csv(path: str | os.PathLike) -> Dataset:
     """`path,label` rows (paths relative to the CSV's folder); classes sorted by name."""
     text = read_text_file(path, "dataset CSV", LIST_FILE_BYTES)
     base = Path(path).parent
-    rows, problems = [], []
+    rows, problems, seen = [], [], {}
     for number, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
@@ -176,6 +176,10 @@ def from_csv(path: str | os.PathLike) -> Dataset:
         if len(row) != 2 or not row[0].strip() or not row[1].strip():
             problems.append(f"{path}: line {number} is not 'path,label'; skipped")
             continue
+        if row[0].strip() in seen:
+            problems.append(f"{path}: line {number} lists {row[0].strip()} again (line {seen[row[0].strip()]} is kept)")
+            continue
+        seen[row[0].strip()] = number
         rows.append((row[0].strip(), row[1].strip()))
     classes = sorted({label for _, label in rows})
     if not classes:
@@ -192,9 +196,27 @@ def load_dataset(source: str | os.PathLike, layout: str, split: str | None = Non
     if split is not None and layout in ("folders", "csv"):
         raise InvalidInputError(f"--split is for the ucf101 and hmdb51 layouts, not {layout}")
     if layout == "csv":
-        return from_csv(source)
-    if layout == "ucf101":
-        return from_ucf101(source, split)
-    if layout == "hmdb51":
-        return from_hmdb51(source, split)
-    return from_folders(source)
+        found = from_csv(source)
+    elif layout == "ucf101":
+        found = from_ucf101(source, split)
+    elif layout == "hmdb51":
+        found = from_hmdb51(source, split)
+    else:
+        found = from_folders(source)
+    return _once(found)
+
+
+def _once(dataset: Dataset) -> Dataset:
+    """Each file once, under its first class: a file listed twice (in two class folders through a
+    link, twice in a list) is a problem, since one clip cannot count for two classes."""
+    first: dict[str, tuple[str, int]] = {}
+    clips, problems = [], list(dataset.problems)
+    for path, number in dataset.clips:
+        real = os.path.realpath(path)
+        if real in first:
+            kept, kept_number = first[real]
+            problems.append(f"{path}: the same file as {kept}; counted once, as {dataset.classes[kept_number]!r}")
+            continue
+        first[real] = (path, number)
+        clips.append((path, number))
+    return Dataset(clips, dataset.classes, problems)
