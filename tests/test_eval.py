@@ -20,7 +20,11 @@ import pytest
 import torch
 from PIL import Image
 
+from actionzs.classifier import ZeroShotVideoClassifier
+from actionzs.evaluation.datasets import load_dataset
+from actionzs.evaluation.trimmed import evaluate_clips
 from actionzs.models import FrameEncoder, ScoreHead, register_encoder, unregister_encoder
+from actionzs.options import RunOptions
 from actionzs.testing import read_scene, write_clip
 from helpers_cli import run_cli
 
@@ -180,6 +184,24 @@ def test_clips_evaluated_from_an_index_are_not_decoded(capsys, tmp_path, words_m
     assert code == 0, stderr
     assert WordFamily.frames_embedded == 0
     assert by_variant(json.loads(out.read_text()))["template: a video of {}."] == pytest.approx((5 / 8, 1.0, 0.625))
+
+
+def test_the_python_api_gives_the_command_s_figures(dataset):
+    classifier = ZeroShotVideoClassifier(WordFamily("words"), RunOptions(num_frames=4))
+    found = evaluate_clips(classifier, load_dataset(dataset, "folders"), ("a video of {}.", "a drawing of {}."),
+                           {"delta": "a splash of colour 3"})
+    assert (found["top1"], found["mean_class_accuracy"]) == pytest.approx((7 / 8, 0.875))
+    assert [a["top1"] for a in found["ablation"]] == pytest.approx([5 / 8, 2 / 8, 5 / 8, 7 / 8])
+    assert found["failures"] == []
+
+
+def test_every_clip_failing_exits_1(capsys, tmp_path, words_model):
+    (tmp_path / "ds" / "alpha").mkdir(parents=True)
+    (tmp_path / "ds" / "alpha" / "bad.mp4").write_bytes(b"not a video")
+    code, metrics, _, stderr = evaluate(capsys, tmp_path, tmp_path / "ds", "--model", words_model, "--template", "{}")
+    assert code == 1 and metrics is None
+    assert f"error: none of the 1 clips could be evaluated ({tmp_path / 'ds' / 'alpha' / 'bad.mp4'}:" in stderr
+    assert "Traceback" not in stderr
 
 
 # -- temporal ------------------------------------------------------------------------------------------

@@ -126,15 +126,15 @@ def _descriptions(args, classes: list[str], problems: list[str]) -> dict[str, st
     return found
 
 
-def _record(args, settings, kind: str, problems: list[str], failures: list[dict]) -> dict:
-    return {"kind": kind, "dataset": args.dataset, "model": settings["model"], "problems": problems, "failures": failures}
+def _record(args, settings, kind: str, problems: list[str]) -> dict:
+    return {"kind": kind, "dataset": args.dataset, "model": settings["model"], "problems": problems}
 
 
 def _trimmed(args, settings, run, templates):
     import numpy as np
 
-    from ..evaluation import ablation, datasets, page, trimmed
-    from ..evaluation.embedded import embeddings_of
+    from ..evaluation import datasets, page
+    from ..evaluation.trimmed import evaluate_clips
 
     dataset = datasets.load_dataset(args.dataset, args.layout, args.split)
     problems = list(dataset.problems)
@@ -143,26 +143,16 @@ def _trimmed(args, settings, run, templates):
     if not dataset.clips:
         raise InvalidInputError(f"{args.dataset}: no clips to evaluate" + (f" ({problems[0]})" if problems else ""))
     descriptions = _descriptions(args, dataset.classes, problems)
-    variants = ablation.variants(templates, bool(descriptions))
     classifier = make_classifier(settings, run)
-    failures = []
-    embedded = embeddings_of(classifier, [path for path, _ in dataset.clips], args.index, args.save_embeddings,
-                             labels=ablation.labels_for(dataset.classes, {}, variants[0]))
-    videos, scores = trimmed.similarities(classifier, _progress(embedded, len(dataset.clips), "clip", args.quiet),
-                                          dataset.classes, variants, descriptions,
-                                          lambda video, exc: failures.append(failure(video, exc)))
-    if not videos:
-        raise InvalidInputError(f"{args.dataset}: none of the {len(dataset.clips)} clips could be evaluated")
-    metrics = {**_record(args, settings, "trimmed", problems, failures), "layout": args.layout, "split": args.split,
-               **trimmed.report(dataset, videos, scores, variants)}
+    found = evaluate_clips(classifier, dataset, templates, descriptions, index=args.index, store=args.save_embeddings,
+                           on_failure=failure, progress=lambda items: _progress(items, len(dataset.clips), "clip", args.quiet))
+    metrics = {**_record(args, settings, "trimmed", problems), "layout": args.layout, "split": args.split, **found}
     return metrics, page.confusion_png(np.array(metrics["confusion"]), dataset.classes)
 
 
 def _temporal(args, settings, run, templates):
-    from ..evaluation import ablation, untrimmed
+    from ..evaluation import untrimmed
     from ..evaluation.annotations import read_annotations
-    from ..evaluation.embedded import embeddings_of
-    from ..evaluation.temporal import THUMOS_TIOUS
     from ..scan import find_videos
     from .common import labels_of
 
@@ -173,35 +163,24 @@ def _temporal(args, settings, run, templates):
     found, empty = find_videos([args.dataset])
     video_files, unmatched = untrimmed.match_videos(found, args.dataset, instances)
     problems += empty + unmatched
+    video_of = untrimmed.names_of(found, args.dataset, video_files)
+    unannotated = len(video_of) - len(set(video_files.values()))
+    if unannotated:
+        notes.append(f"{unannotated} of the {len(video_of)} videos under {args.dataset} have no annotations: "
+                     "evaluated as showing none of the actions (what is detected there is a false positive)")
     for line in problems + notes:
         say(f"warning: {line}")
-    video_of = untrimmed.names_of(found, args.dataset, video_files)
     truth = untrimmed.filed(instances, video_files, video_of)
     if not truth:
         raise InvalidInputError(f"{args.annotations}: no annotated video is in {args.dataset}"
                                 + (f" ({problems[0]})" if problems else ""))
     descriptions = _descriptions(args, [label.name for label in labels], problems)
-    variants = ablation.variants(templates, bool(descriptions) or any(label.description for label in labels))
     classifier = make_classifier(settings, run)
-    failures = []
-    paths = sorted(video_of)
-    unannotated = len(paths) - len(set(video_files.values()))
-    if unannotated:
-        notes.append(f"{unannotated} of the {len(paths)} videos under {args.dataset} have no annotations: "
-                     "evaluated as showing none of the actions (what is detected there is a false positive)")
-        say(f"warning: {notes[-1]}")
-    embedded = embeddings_of(classifier, paths, args.index, args.save_embeddings, labels=labels)
-    scored, detections = untrimmed.detections(classifier, _progress(embedded, len(paths), "video", args.quiet), video_of,
-                                              labels, variants, descriptions,
-                                              lambda video, exc: failures.append(failure(video, exc)))
-    evaluated = {video_of[p] for p in scored}
-    truth = [i for i in truth if i.video in evaluated]
-    if not truth:
-        raise InvalidInputError(f"{args.dataset}: none of the {len(paths)} videos could be evaluated")
-    metrics = {**_record(args, settings, "temporal", problems, failures), "annotations": args.annotations,
-               "notes": notes, "videos": len(scored), "candidates": [label.name for label in labels],
-               **untrimmed.report(truth, detections, variants, THUMOS_TIOUS, args.tiou)}
-    return metrics, None
+    measured = untrimmed.evaluate_videos(
+        classifier, truth, video_of, labels, templates, descriptions, event_tiou=args.tiou, index=args.index,
+        store=args.save_embeddings, on_failure=failure,
+        progress=lambda items: _progress(items, len(video_of), "video", args.quiet))
+    return {**_record(args, settings, "temporal", problems), "annotations": args.annotations, "notes": notes, **measured}, None
 
 
 def _progress(items, total: int, unit: str, quiet: bool):

@@ -11,6 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def failure_record(video: str, exc: Exception) -> dict:
+    """{"video", "error"}: what a video that failed leaves in the results."""
+    return {"video": video, "error": getattr(exc, "reason", None) or str(exc)}
+
+
 def stored_path(folder: str | os.PathLike, video: str, encoder, run) -> Path:
     """Where a clip's embeddings are kept in `folder`: named for the video, with a hash of its real
     path, size, modification time, the model's fingerprint and the sampling, so a changed video,

@@ -9,11 +9,41 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from ..errors import ActionzsError
 from ..prompts import Label
 from . import temporal
-from .ablation import Variant, labels_for
+from .ablation import Variant, labels_for, variants as prompt_variants
 from .datasets import class_words, letters
-from .temporal import Instance
+from .embedded import embeddings_of, failure_record
+from .temporal import THUMOS_TIOUS, Instance
+
+
+def evaluate_videos(classifier, truth: list[Instance], video_of: dict[str, str], labels: list[Label],
+                    templates: tuple[str, ...], descriptions: dict[str, str] | None = None, *,
+                    thresholds: tuple[float, ...] = THUMOS_TIOUS, event_tiou: float = 0.5,
+                    index: str | None = None, store: str | None = None,
+                    on_failure: Callable[[str, Exception], dict] = failure_record,
+                    progress: Callable[[Iterable], Iterable] = lambda items: items) -> dict:
+    """Temporal metrics of the videos `video_of` ({file: its name in `truth`}, see `names_of` and
+    `filed`) against `truth`, with `labels` as candidates, under each prompt variant of
+    `templates` (and descriptions: `descriptions`, or the labels' own). The classifier's options
+    must have segments on; its event settings make the detections. Each video is embedded once
+    (from `index`, or kept in `store`); one that fails is recorded by `on_failure` under
+    "failures", and its ground truth left out."""
+    descriptions = descriptions or {}
+    variants = prompt_variants(tuple(templates), bool(descriptions) or any(label.description for label in labels))
+    failures: list[dict] = []
+    paths = sorted(video_of)
+    embedded = embeddings_of(classifier, paths, index, store, labels=labels)
+    scored, found = detections(classifier, progress(embedded), video_of, labels, variants, descriptions,
+                               lambda video, exc: failures.append(on_failure(video, exc)))
+    evaluated = {video_of[p] for p in scored}
+    truth = [i for i in truth if i.video in evaluated]
+    if not truth:
+        raise ActionzsError(f"none of the {len(paths)} videos with ground truth could be evaluated"
+                                + (f" ({failures[0]['video']}: {failures[0]['error']})" if failures else ""))
+    return {"videos": len(scored), "candidates": [label.name for label in labels],
+            **report(truth, found, variants, thresholds, event_tiou), "failures": failures}
 
 
 def match_videos(found: list[str], root: str, instances: list[Instance]) -> tuple[dict[str, str], list[str]]:
