@@ -264,6 +264,21 @@ def test_detections_in_a_video_without_annotations_are_false_positives(capsys, t
     assert metrics["events"]["precision"] == pytest.approx(3 / 4) and metrics["events"]["recall"] == 1.0
 
 
+def test_thumos_style_annotation_files(capsys, tmp_path, words_model, untrimmed):
+    folder = tmp_path / "annotation"
+    folder.mkdir()
+    (folder / "Alpha_test.txt").write_text("cam1 0 4.25\ncam1 9.75 12\n")
+    (folder / "Beta_test.txt").write_text("cam1 4.25 10.25\n")
+    (folder / "Ambiguous_test.txt").write_text("cam1 3 5\n")
+    out = tmp_path / "t.json"
+    code, _, stderr = run_cli(capsys, "eval", untrimmed / "videos", "--annotations", folder, "--model", words_model,
+                              "-l", "alpha", "-l", "beta", "--template", "a video of {}.", "--fps", "2", "-o", out)
+    assert code == 0, stderr
+    assert "Ambiguous stretches are not scored (as in THUMOS14); left out" in stderr
+    metrics = json.loads(out.read_text())  # "Alpha" in the file names is the candidate "alpha"
+    assert metrics["per_class"] == pytest.approx({"alpha": [1, 1, 1, 1, 0.5], "beta": [1] * 5})
+
+
 def test_temporal_bad_annotations_are_named_and_the_rest_evaluated(capsys, tmp_path, words_model, untrimmed):
     truth = tmp_path / "truth.csv"
     truth.write_text("video,label,start,end\n"
