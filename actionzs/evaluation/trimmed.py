@@ -32,7 +32,7 @@ def evaluate_clips(classifier, dataset: Dataset, templates: tuple[str, ...], des
                                   lambda video, exc: failures.append(on_failure(video, exc)))
     if not videos:
         raise ActionzsError(f"none of the {len(dataset.clips)} clips could be evaluated"
-                                + (f" ({failures[0]['video']}: {failures[0]['error']})" if failures else ""))
+                            + (f" ({failures[0]['video']}: {failures[0]['error']})" if failures else ""))
     return {**report(dataset, videos, scores, variants), "failures": failures}
 
 

@@ -40,8 +40,8 @@ def evaluate_videos(classifier, truth: list[Instance], video_of: dict[str, str],
     evaluated = {video_of[p] for p in scored}
     truth = [i for i in truth if i.video in evaluated]
     if not truth:
-        raise ActionzsError(f"none of the {len(paths)} videos with ground truth could be evaluated"
-                                + (f" ({failures[0]['video']}: {failures[0]['error']})" if failures else ""))
+        raise ActionzsError("no video with ground truth could be evaluated"
+                            + (f" ({failures[0]['video']}: {failures[0]['error']})" if failures else ""))
     return {"videos": len(scored), "candidates": [label.name for label in labels],
             **report(truth, found, variants, thresholds, event_tiou), "failures": failures}
 
