@@ -73,8 +73,11 @@ def _read(path: Path) -> dict:
                 o.check(section[o.name], none="null")
             except InvalidInputError as exc:
                 raise InvalidInputError(f"{path}: {exc}") from None
-    if data.get("labels_file"):  # relative to the config file that names it
+    # Files a config names are relative to the config file.
+    if data.get("labels_file"):
         data["labels_file"] = str((path.parent / data["labels_file"]).resolve())
+    if events and events.get("thresholds"):
+        events["thresholds"] = str((path.parent / events["thresholds"]).resolve())
     return data
 
 

@@ -221,7 +221,7 @@ OPTIONS: tuple[Option, ...] = (
            "shorter events are dropped", unit=_SECONDS, minimum=0, metavar="S"),
     Option("thresholds", "events", str, None, "--thresholds",
            "a file written by `actionzs calibrate`: each label it names is on at its own threshold (on the "
-           "measure it was made for, with the same model), the other labels at threshold",
+           "measure it was made for, with the same model), the other labels at threshold; in a config, relative to it",
            none_means="threshold for every label", metavar="FILE"),
     # -- labels: the command line and configs only ----------------------------------------------------
     Option("labels_file", "labels", str, None, "--labels-file",

@@ -247,3 +247,14 @@ def test_a_thresholds_file_reads_back_what_was_written_whatever_the_label_names(
     back = read_thresholds(tmp_path / "t.yaml")
     assert back == Thresholds(*[getattr(made, f) for f in ("model", "fingerprint", "measure", "labels", "thresholds", "templates",
                                                            "held_out")], source=str(tmp_path / "t.yaml"))
+
+
+def test_a_config_names_its_thresholds_file_relative_to_itself(tmp_path, monkeypatch):
+    from actionzs.config import load_config
+
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "cam.yaml").write_text("events:\n  thresholds: calibrated/thresholds.yaml\n")
+    monkeypatch.chdir(tmp_path)  # elsewhere: the path must not depend on the working directory
+    settings = load_config(folder / "cam.yaml")
+    assert settings["events"]["thresholds"] == str((folder / "calibrated" / "thresholds.yaml").resolve())
