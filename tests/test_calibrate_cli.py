@@ -203,3 +203,26 @@ def test_a_sigmoid_score_file_holds_whatever_the_other_labels(capsys, footage, s
     assert record["thresholds"]["labels"] == made.thresholds
     assert {e["label"]: e["threshold"] for e in record["events"]}["green"] == 0.0  # not calibrated: the global one
     assert all(e["threshold"] == made.thresholds.get(e["label"], 0.0) <= e["score"] for e in record["events"])
+
+
+@pytest.mark.slow
+def test_calibrate_and_classify_run_on_the_sample_footage(capsys, model, tmp_path, shared_videos):
+    """Random weights: the thresholds mean nothing, the pipeline must run on real files (an AVI
+    among them) with hand-made examples, and classify must then use them."""
+    examples = tmp_path / "examples.csv"
+    examples.write_text("path,label,start,end,positive\n"
+                        f"{shared_videos / 'bikes.mp4'},a bicycle passing,0,4,1\n"
+                        f"{shared_videos / 'bikes.mp4'},a bicycle passing,6,10,0\n"
+                        f"{shared_videos / 'Megamind.avi'},two people talking,0,5,1\n"
+                        f"{shared_videos / 'carphone_pristine.mp4'},two people talking,,,0\n")
+    out = tmp_path / "thresholds.yaml"
+    code, _, err = run_cli(capsys, "calibrate", "--examples", examples, *model, *ONE, "-o", out)
+    assert code == 0, err
+    written = read_thresholds(out)
+    assert set(written.thresholds) == {"a bicycle passing", "two people talking"}
+    code, stdout, err = run_cli(capsys, "classify", shared_videos / "bikes.mp4", *model, *ONE, "-l", "a bicycle passing",
+                                "-l", "two people talking", "--segments", "--thresholds", out, "--format", "json")
+    assert code == 0, err
+    record = json.loads(stdout)[0]
+    assert record["thresholds"]["labels"] == {k: pytest.approx(v) for k, v in written.thresholds.items()}
+    assert all(event["score"] >= event["threshold"] for event in record["events"])
