@@ -15,13 +15,13 @@ CSV_COLUMNS = ("video", "kind", "start", "end", "label", "score", "similarity")
 
 
 def hms(seconds: float) -> str:
-    """00:12:04, or 00:12:04.5 when the time is not a whole second."""
-    tenths = round(seconds * 10)
-    whole, tenth = divmod(tenths, 10)
+    """A time as `HH:MM:SS.mmm`, always that wide (00:12:04.500), so columns of times line up and
+    sort as text; hours past 99 take more digits."""
+    millis = round(max(seconds, 0.0) * 1000)
+    whole, milli = divmod(millis, 1000)
     minutes, secs = divmod(whole, 60)
     hours, minutes = divmod(minutes, 60)
-    text = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{text}.{tenth}" if tenth else text
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{milli:03d}"
 
 
 #: Characters that could make a terminal do something (escape sequences, line breaks that forge
@@ -122,11 +122,11 @@ def moments_table(records: list[dict]) -> str:
     out = []
     for query in dict.fromkeys(r["query"] for r in records):
         out.append(f"{printable(query)}")
-        out.append("  rank  start       end         similarity  score    frame at    video")
+        out.append("  rank  start         end           similarity  score    frame at      video")
         for r in (r for r in records if r["query"] == query):
             out.append(
-                f"  {r['rank']:4d}  {hms(r['start']):10s}  {hms(r['end']):10s}  {r['similarity']:+10.4f}  {r['score']:7.4f}  "
-                f"{hms(r['frame_time']):10s}  {printable(r['video'])}" + (f"  [{printable(r['thumbnail'])}]" if r.get("thumbnail") else "")
+                f"  {r['rank']:4d}  {hms(r['start'])}  {hms(r['end'])}  {r['similarity']:+10.4f}  {r['score']:7.4f}  "
+                f"{hms(r['frame_time'])}  {printable(r['video'])}" + (f"  [{printable(r['thumbnail'])}]" if r.get("thumbnail") else "")
             )
         out.append("")
     return "\n".join(out) if out else "no moments found\n"

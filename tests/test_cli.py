@@ -75,8 +75,8 @@ def test_probe_table_lists_each_good_file(capsys, media):
     lines = out.splitlines()
     assert lines[0].split() == ["video", "backend", "frames", "fps", "duration", "size"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert rows[str(media["a"])][2:] == ["30", "10.000", "00:00:03", "64x48"]
-    assert rows[str(media["b"])][2:] == ["20", "10.000", "00:00:02", "64x48"]
+    assert rows[str(media["a"])][2:] == ["30", "10.000", "00:00:03.000", "64x48"]
+    assert rows[str(media["b"])][2:] == ["20", "10.000", "00:00:02.000", "64x48"]
 
 
 def test_probe_json_gives_true_metadata(capsys, media):
@@ -168,13 +168,13 @@ def test_classify_table_shows_labels_and_events_with_hms_times(capsys, media, mo
     code, out, err = run_cli(capsys, "classify", media["a"], *model, *label_args(), *FAST, "--segments",
                              "--measure", "similarity", "--threshold", "-1")
     assert code == 0, err
-    assert out.startswith(f"{media['a']}  (00:00:03, ")
+    assert out.startswith(f"{media['a']}  (00:00:03.000, ")
     for label in LABELS:
         assert re.search(rf"^\s+\d\.\d{{4}}\s+[+-]\d\.\d{{4}}\s+{label}$", out, re.M), label
     events = out[out.index("  events:") :].splitlines()[1:]
     event_lines = [line for line in events if line.strip()]
     assert len(event_lines) == len(LABELS)
-    assert all(re.match(r"^\s+00:00:00-00:00:03\s+-?\d\.\d\d\s+\S", line) for line in event_lines), event_lines
+    assert all(re.match(r"^\s+00:00:00\.000-00:00:03\.000\s+-?\d\.\d\d\s+\S", line) for line in event_lines), event_lines
 
 
 def test_classify_table_without_segments_has_no_events(capsys, media, model):
@@ -387,7 +387,7 @@ def test_good_and_corrupt_videos_mixed(capsys, media, model, fmt):
         assert [r["video"] for r in records] == [str(media[k]) for k in ("a", "corrupt", "b")]
         assert "labels" in records[0] and "labels" in records[2] and set(records[1]) == {"video", "error"}
     else:
-        assert f"{media['a']}  (00:00:03" in out and f"{media['b']}  (00:00:02" in out
+        assert f"{media['a']}  (00:00:03.000" in out and f"{media['b']}  (00:00:02.000" in out
         assert f"{media['corrupt']}: ERROR " in out
 
 
