@@ -200,3 +200,19 @@ class TextEmbeddingCache:
         if self.encoder.texts_normalised:
             means = means / means.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return means
+
+
+def single_label_warning(labels: list[Label], head, run) -> str | None:
+    """What to tell someone who gives one label to a model whose scores are a softmax over the
+    labels (CLIP, X-CLIP): every score is then 1, whatever the video shows; None otherwise, or when
+    events already threshold the similarity."""
+    if len(labels) != 1 or head.activation != "softmax" or run.events.measure == "similarity":
+        return None
+    from .schema import option
+
+    measure = option("measure")
+    return (
+        f"one label ({labels[0].name!r}) and this model's scores are a softmax over the labels, so every score is 1.0 "
+        f"whatever the video shows: read the similarity (the cosine) instead, with {measure.flag} similarity and a "
+        f"{option('threshold').flag} on it (about 0.2 to 0.3 for CLIP) for events, or add labels for it to compete with"
+    )

@@ -315,7 +315,7 @@ def _error(world: World, case: VideoCase, probe: Run) -> str:
            short(probe.out, 100))
     if case.batch:
         record = _record(world, case)
-        expect(set(record) == {"video", "error"} and case.reason in record["error"],
+        expect(set(record) == {"video", "error", "schema_version", "settings"} and case.reason in record["error"],
                f"classify's record {{video, error: ...{case.reason}...}}", short(json.dumps(record), 100))
     return f"exit 1, {short(line[len('error: '):], 110)}"
 

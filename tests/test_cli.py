@@ -113,7 +113,7 @@ def test_classify_json(capsys, media, model, segments):
     assert code == 0, err
     records = json.loads(out)
     assert [r["video"] for r in records] == [str(media["a"]), str(media["b"])]
-    keys = {"video", "duration", "model", "labels"} | ({"segments", "events"} if segments else set())
+    keys = {"video", "duration", "model", "labels", "schema_version", "settings"} | ({"segments", "events"} if segments else set())
     for record in records:
         assert set(record) == keys
         assert record["model"] == model[1]
@@ -385,7 +385,7 @@ def test_good_and_corrupt_videos_mixed(capsys, media, model, fmt):
     if fmt == "json":
         records = json.loads(out)
         assert [r["video"] for r in records] == [str(media[k]) for k in ("a", "corrupt", "b")]
-        assert "labels" in records[0] and "labels" in records[2] and set(records[1]) == {"video", "error"}
+        assert "labels" in records[0] and "labels" in records[2] and set(records[1]) == {"video", "error", "schema_version", "settings"}
     else:
         assert f"{media['a']}  (00:00:03.000" in out and f"{media['b']}  (00:00:02.000" in out
         assert f"{media['corrupt']}: ERROR " in out
@@ -450,9 +450,9 @@ def test_scan_folder_with_bad_files(capsys, tmp_path, scan_tree, model):
     assert set(records) == set(expected)
     for video, outcome in expected.items():
         if outcome == "ok":
-            assert set(records[video]) == {"video", "duration", "model", "labels"}
+            assert set(records[video]) == {"video", "duration", "model", "labels", "schema_version", "settings"}
         else:
-            assert set(records[video]) == {"video", "error"} and records[video]["error"]
+            assert set(records[video]) == {"video", "error", "schema_version", "settings"} and records[video]["error"]
             assert f"error: {video}: {records[video]['error']}" in err
     assert records[str(root / "empty.mp4")]["error"] == "file is empty (0 bytes)"
     assert "scanned 5 videos" in err and "3 ok, 2 failed" in err and str(out_file) in err
@@ -536,7 +536,8 @@ def test_scan_file_deleted_after_listing_gets_an_error_record(capsys, tmp_path, 
     code, _, err = run_cli(capsys, "scan", folder, "-o", out_file, *model, *label_args(), *FAST)
     assert code == 1
     records = by_video(read_jsonl(out_file))
-    assert records[str(gone)] == {"video": str(gone), "error": "no such file"}
+    assert records[str(gone)] == {"video": str(gone), "error": "no such file", "schema_version": 1,
+                                  "settings": records[str(keep)]["settings"]}
     assert "labels" in records[str(keep)]
     assert f"error: {gone}: no such file" in err
 

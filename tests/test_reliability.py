@@ -195,7 +195,7 @@ def test_classify(capsys, clip_dir, hostile, case):
     if case.expect == "error":
         assert code == 1
         assert err.startswith(f"error: {path}: ") and case.detail in err
-        assert set(record) == {"video", "error"} and case.detail in record["error"]
+        assert set(record) == {"video", "error", "schema_version", "settings"} and case.detail in record["error"]
     else:
         assert code == 0, err
         assert "error: " not in err and sorted(item["label"] for item in record["labels"]) == sorted(LABELS)
@@ -217,7 +217,7 @@ def test_scan_gives_every_file_exactly_one_record(capsys, tmp_path, clip_dir, ho
         if case.expect == "ok":
             assert "labels" in record and "error" not in record, record
         else:
-            assert set(record) == {"video", "error"} and case.detail in record["error"]
+            assert set(record) == {"video", "error", "schema_version", "settings"} and case.detail in record["error"]
     failed = sum(c.expect == "error" for c in listed)
     assert f"{len(listed) - failed} ok, {failed} failed" in err
 
