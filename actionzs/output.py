@@ -1,6 +1,7 @@
 """Rendering results: a terminal table, JSON, JSON lines and CSV.
 
-A result record is `VideoResult.to_dict()`; a failed video is `{"video": path, "error": reason}`.
+A result record is `VideoResult.to_dict()`; a failed video is `{"video": path, "error": reason}`;
+the command line's records also carry `schema_version` and `settings` (see `provenance`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import json
 import unicodedata
 
 FORMATS = ("table", "json", "jsonl", "csv")
-CSV_COLUMNS = ("video", "kind", "start", "end", "label", "score", "similarity")
+CSV_COLUMNS = ("video", "kind", "start", "end", "label", "score", "similarity", "schema_version", "settings_hash")
 
 
 def hms(seconds: float) -> str:
@@ -94,23 +95,30 @@ class _SafeWriter(csv.DictWriter):
 
 
 def csv_text(records: list[dict]) -> str:
-    """One row per (video, clip label), per (segment, label) and per event; errors as `kind=error`.
-    Text cells that a spreadsheet would run as formulas start with `'`."""
+    """One row per (video, clip label), per (segment, label) and per event; errors as `kind=error`
+    (the reason under `label`). Each row names the `schema_version` and `settings_hash` of its
+    record, and each settings block is one `kind=settings` row (its JSON under `label`) before the
+    first row made with it. Text cells that a spreadsheet would run as formulas start with `'`."""
     buffer = io.StringIO()
     writer = _SafeWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
+    written = set()
     for record in records:
-        video = record["video"]
+        video, settings = record["video"], record.get("settings") or {}
+        made = {"schema_version": record.get("schema_version"), "settings_hash": settings.get("hash")}
+        if settings and settings.get("hash") not in written:
+            written.add(settings.get("hash"))
+            writer.writerow({"kind": "settings", "label": json.dumps(settings, ensure_ascii=False), **made})
         if "error" in record:
-            writer.writerow({"video": video, "kind": "error", "label": record["error"]})
+            writer.writerow({"video": video, "kind": "error", "label": record["error"], **made})
             continue
         for item in record["labels"]:
-            writer.writerow({"video": video, "kind": "clip", "start": 0.0, "end": record["duration"], **item})
+            writer.writerow({"video": video, "kind": "clip", "start": 0.0, "end": record["duration"], **item, **made})
         for segment in record.get("segments") or []:
             for item in segment["labels"]:
-                writer.writerow({"video": video, "kind": "segment", "start": segment["start"], "end": segment["end"], **item})
+                writer.writerow({"video": video, "kind": "segment", "start": segment["start"], "end": segment["end"], **item, **made})
         for event in record.get("events") or []:
-            writer.writerow({"video": video, "kind": "event", **event})
+            writer.writerow({"video": video, "kind": "event", **event, **made})
     return buffer.getvalue()
 
 

@@ -151,8 +151,10 @@ def test_classify_csv(capsys, media, model):
                              "--segments", "--measure", "similarity", "--threshold", "-1")
     assert code == 0, err
     reader = csv.DictReader(io.StringIO(out))
-    assert reader.fieldnames == ["video", "kind", "start", "end", "label", "score", "similarity"]
-    rows = list(reader)
+    assert reader.fieldnames == ["video", "kind", "start", "end", "label", "score", "similarity", "schema_version", "settings_hash"]
+    made, *rows = list(reader)
+    assert made["kind"] == "settings" and json.loads(made["label"])["hash"] == made["settings_hash"]
+    assert all(row["settings_hash"] == made["settings_hash"] and row["schema_version"] == "1" for row in rows)
     kinds = {(row["video"], row["kind"]) for row in rows}
     assert kinds == {(str(media[k]), kind) for k in ("a", "b") for kind in ("clip", "segment", "event")}
     clip_rows = [row for row in rows if row["video"] == str(media["a"]) and row["kind"] == "clip"]
