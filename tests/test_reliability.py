@@ -561,7 +561,7 @@ def test_control_characters_reach_the_terminal_escaped(capsys, tmp_path, clip_di
     assert code == 0, err
     assert "\x1b" not in out and "\nERROR forged" not in out and r"x\x1b[31m\nERROR forged" in out
     missing = tmp_path / "cam\x1b]0;owned\x07\nerror: fake.mp4"
-    code, out, err = run_cli(capsys, "classify", missing, "--model", clip_dir, "-l", "running", *FAST)
+    code, out, err = run_cli(capsys, "classify", missing, "--model", clip_dir, "-l", "running", "-l", "jumping", *FAST)
     assert code == 1
     assert "\x1b" not in err and "\x07" not in err and err.count("\n") == 1 and r"\nerror: fake.mp4" in err
     code, out, err = run_cli(capsys, "probe", missing)
