@@ -159,7 +159,7 @@ def record_of(video: str, outcome, embeddings_dir: str | None = None, settings: 
     return stamped(record, settings)
 
 
-def run_settings(classifier, labels, run) -> dict:
+def provenance_of(classifier, labels, run) -> dict:
     """The settings block of this run's records (see `provenance`), and, once, the warning that a
     single label under a softmax head always scores 1."""
     from ..prompts import single_label_warning

@@ -10,7 +10,7 @@ from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from .arguments import HelpFormatter, engine_options
 from .common import (EXIT_FAILED, EXIT_OK, embeddings_path, exit_status, failure, from_index, make_classifier,
-                     make_executor, outcomes, record_of, run_settings, say, validated)
+                     make_executor, outcomes, provenance_of, record_of, say, validated)
 
 
 def add_parsers(commands, shared) -> None:
@@ -85,7 +85,7 @@ def cmd_classify(args) -> int:
 
     settings, labels, run = validated(args, **from_index(args))
     classifier = make_classifier(settings, run)
-    made_with = run_settings(classifier, labels, run)
+    made_with = provenance_of(classifier, labels, run)
     records, invalid = [], False
     for video, outcome in outcomes(args, classifier, labels, args.videos):
         invalid = invalid or isinstance(outcome, InvalidInputError)
@@ -144,7 +144,7 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
             say(f"nothing to do: all {len(videos)} videos are already in {args.output}")
             return EXIT_OK
         classifier = make_classifier(settings, run, executor)
-        made_with = run_settings(classifier, labels, run)
+        made_with = provenance_of(classifier, labels, run)
         if not args.force_settings:
             results.check_settings(made_with)  # the model's weights too, now that they are loaded
         ok = failed = 0
