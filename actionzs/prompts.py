@@ -166,6 +166,20 @@ def label_texts(label: Label, templates: tuple[str, ...]) -> list[str]:
     return [label.description] if label.description else [fill_template(t, label.name) for t in templates]
 
 
+def check_prompts(labels: list[Label], templates: tuple[str, ...]) -> None:
+    """Refuse two labels whose prompts are the same text in every template (case and spacing aside):
+    "running" and "a person running" in "a photo of a person {}." would split one score."""
+    read: dict[tuple[str, ...], Label] = {}
+    for label in labels:
+        texts = label_texts(label, templates)
+        first = read.setdefault(tuple(" ".join(t.split()).casefold() for t in texts), label)
+        if first is not label:
+            raise InvalidInputError(
+                f"duplicate candidate labels: {first.name!r} and {label.name!r} give the model the same text "
+                f"({texts[0]!r}{' and the others' if len(texts) > 1 else ''}), so they would split one score; keep one"
+            )
+
+
 class TextEmbeddingCache:
     """Text embeddings of one encoder, cached by text (LRU), and label embeddings built from them."""
 

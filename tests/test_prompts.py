@@ -11,7 +11,8 @@ import pytest
 import torch
 import yaml
 
-from actionzs.prompts import Label, TextEmbeddingCache, fill_template, label_texts, read_labels_file
+from actionzs.errors import InvalidInputError
+from actionzs.prompts import Label, TextEmbeddingCache, check_prompts, fill_template, label_texts, parse_labels, read_labels_file
 from actionzs.schema import default
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -134,3 +135,19 @@ def test_the_text_cache_encodes_and_keys_the_composed_prompts():
     assert encoder.given == ["a photo of a person climbing a fence.", "a photo of a person running."]
     again = cache.embed_labels([Label("person climbing a fence")], templates)  # the same prompt: no new encoding
     assert cache.encoded == 2 and torch.equal(again[0], first[0])
+
+
+def test_labels_whose_prompts_are_the_same_text_are_refused():
+    labels = parse_labels(["running", "a person running"])
+    with pytest.raises(InvalidInputError, match="'running' and 'a person running' give the model the same text"):
+        check_prompts(labels, ("a photo of a person {}.",))
+    check_prompts(labels, ("a photo of a person {}.", "a video of {}."))  # told apart by the second template
+    check_prompts(parse_labels(["running", "jumping"]), ("a photo of a person {}.",))
+
+
+def test_the_cli_refuses_them_before_any_model_loads(capsys, tmp_path):
+    from helpers_cli import run_cli
+
+    code, _, err = run_cli(capsys, "classify", tmp_path / "v.mp4", "--model", tmp_path / "none", "-l", "running",
+                           "-l", "a person running", "--template", "a photo of a person {}.")
+    assert code == 2 and "same text" in err and "Traceback" not in err

@@ -72,11 +72,13 @@ def labels_of(args, settings: dict):
 def validated(args, **forced):
     """(settings, labels, run options), all checked before any output is touched or model loaded."""
     from ..options import RunOptions
+    from ..prompts import check_prompts
     from ..schema import options_of
 
     settings = {**settings_of(args), **forced}
     labels = labels_of(args, settings)
     run = RunOptions(**{o.name: settings[o.name] for o in options_of("sampling")}, events=settings["events"])
+    check_prompts(labels, run.hypothesis_template)
     for option in options_of("loading"):
         option.check(settings[option.name])
     check_output(getattr(args, "output", None))
