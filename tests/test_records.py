@@ -109,6 +109,12 @@ def test_classify_records_and_error_records_carry_the_schema_and_settings(capsys
     assert settings["templates"] == ["a video of {}."] and settings["sampling"]["segments"] is True
     assert settings["sampling"]["num_frames"] == 4 and settings["labels"]["count"] == len(LABELS)
 
+    import actionzs  # the same block from Python, as the README shows it
+
+    clf = actionzs.pipeline(str(clip_dir), "cpu")
+    run_as_cli = dict(hypothesis_template="a video of {}.", num_frames=4, top_k=5, segments=True)
+    assert settings_block(*clf.prepare(LABELS, **run_as_cli), clf.model, clf.encoder.fingerprint) == settings
+
 
 def test_csv_carries_the_settings_in_a_row_that_csv_reads(capsys, clips, clip_dir):
     code, out, err = run_cli(capsys, "classify", clips / "a.mp4", clips / "b.mp4", "--model", clip_dir,
