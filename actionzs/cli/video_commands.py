@@ -118,17 +118,13 @@ def cmd_scan(args) -> int:
             say(f"warning: {problem}")
     if not videos:
         raise InvalidInputError(f"no videos found in {', '.join(args.inputs) or args.index}")
+    executor = None if args.index else make_executor(args, settings)
     expected = None if args.force_settings else settings_block(labels, run, settings["model"], None)  # all but the weights
     try:
-        results = ResultsLog(args.output, args.resume, expected)
-    except FileExistsError as exc:
-        raise InvalidInputError(str(exc)) from None
-    try:
-        executor = None if args.index else make_executor(args, settings)
-    except BaseException:
-        results.close()
-        raise
-    try:
+        try:
+            results = ResultsLog(args.output, args.resume, expected)
+        except FileExistsError as exc:
+            raise InvalidInputError(str(exc)) from None
         return _scan(args, results, videos, settings, labels, run, executor)
     finally:
         if executor is not None:
