@@ -17,7 +17,7 @@ CSV_COLUMNS = ("video", "kind", "start", "end", "label", "score", "similarity", 
 
 def hms(seconds: float) -> str:
     """A time as `HH:MM:SS.mmm`, always that wide (00:12:04.500), so columns of times line up and
-    sort as text; hours past 99 take more digits."""
+    sort as text; hours past 99 take more digits, and a time below zero (rounding) is 0."""
     millis = round(max(seconds, 0.0) * 1000)
     whole, milli = divmod(millis, 1000)
     minutes, secs = divmod(whole, 60)
@@ -116,7 +116,9 @@ def csv_text(records: list[dict]) -> str:
             writer.writerow({"video": video, "kind": "clip", "start": 0.0, "end": record["duration"], **item, **made})
         for segment in record.get("segments") or []:
             for item in segment["labels"]:
-                writer.writerow({"video": video, "kind": "segment", "start": segment["start"], "end": segment["end"], **item, **made})
+                writer.writerow(
+                    {"video": video, "kind": "segment", "start": segment["start"], "end": segment["end"], **item, **made}
+                )
         for event in record.get("events") or []:
             writer.writerow({"video": video, "kind": "event", **event, **made})
     return buffer.getvalue()

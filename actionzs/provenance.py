@@ -34,7 +34,6 @@ SCHEMA_VERSION = 1
 COMPARED = ("fingerprint", "labels", "templates", "sampling", "events")
 
 
-
 def _digest(value) -> str:
     text = json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
