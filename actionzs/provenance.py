@@ -87,7 +87,7 @@ def differences(held: dict | None, current: dict) -> list[str]:
         elif key == "fingerprint":
             found.append(f"model: {held.get('model')!r} ({then}) there, {current.get('model')!r} ({now}) now")
         elif key == "labels" and isinstance(then, dict):
-            found.append(f"labels: {then.get('count')} labels ({then.get('hash')}) there, {now['count']} ({now['hash']}) now")
+            found.append(f"labels: {then.get('count')} labels ({then.get('hash')}) there, {now['count']} labels ({now['hash']}) now")
         else:
             found.append(f"{key}: {_shown(then)} there, {_shown(now)} now")
     return found

@@ -83,7 +83,7 @@ def test_the_settings_hash_follows_what_decides_the_scores():
 def test_differences_name_each_setting_that_differs():
     assert differences(block(), block()) == []
     found = differences(block(), block(labels=LABELS[:2], fps=2.0))
-    assert any(f.startswith("labels: 3 labels") and "2 (" in f for f in found), found
+    assert any(f.startswith("labels: 3 labels (") and "there, 2 labels (" in f for f in found), found
     assert "sampling.fps: 1.0 there, 2.0 now" in found
     not_loaded = {**block(), "fingerprint": None}
     assert differences({**block(), "fingerprint": "sha256:1"}, not_loaded) == []  # not known yet: not compared
