@@ -20,7 +20,7 @@ from pathlib import Path
 from .atomic import atomic_write
 from .errors import InvalidInputError
 from .output import json_line
-from .provenance import differences
+from .provenance import SCHEMA_VERSION, differences
 from .video import IMAGE_SUFFIXES, video_suffixes
 
 
@@ -161,6 +161,11 @@ class ResultsLog:
                 record = json.loads(line) if line.endswith("\n") else None
             except json.JSONDecodeError:
                 record = None
+            if _is_record(record) and _newer(record):
+                raise InvalidInputError(
+                    f"{self.path}: written by a newer actionzs (records of schema {record['schema_version']}; this "
+                    f"version writes {SCHEMA_VERSION}); resume with that version, or give another -o"
+                )
             if _is_record(record) and "error" not in record and record["video"] not in self.done:
                 self.done.add(record["video"])
                 settings = record.get("settings")
@@ -210,3 +215,9 @@ _RECORD_START = '{"video": '
 def _is_record(record) -> bool:
     """A line this tool writes: a mapping naming its video, with a result or an error."""
     return isinstance(record, dict) and isinstance(record.get("video"), str) and ("labels" in record or "error" in record)
+
+
+def _newer(record: dict) -> bool:
+    """Whether a record has a layout this version does not know."""
+    version = record.get("schema_version")
+    return isinstance(version, int) and version > SCHEMA_VERSION

@@ -221,6 +221,16 @@ def test_records_without_settings_are_refused_as_unknown(capsys, tmp_path, clips
     assert len(read_jsonl(out)) == 3
 
 
+def test_records_of_a_newer_schema_are_refused_even_with_force_settings(capsys, tmp_path, clips, clip_dir, first_scan):
+    out = tmp_path / "newer.jsonl"
+    record = whole_lines(first_scan)[0]
+    out.write_text(json.dumps({**record, "schema_version": SCHEMA_VERSION + 1}) + "\n", encoding="utf-8")
+    before = out.read_bytes()
+    code, _, err = scan(capsys, clips, out, clip_dir, "--resume", "--force-settings")
+    assert code == 2 and "newer actionzs" in err and f"schema {SCHEMA_VERSION + 1}" in err
+    assert out.read_bytes() == before
+
+
 # -- one label under a softmax head ------------------------------------------------------------------
 
 @pytest.mark.parametrize(("model", "extra", "warned"), [
@@ -234,3 +244,4 @@ def test_a_single_label_under_a_softmax_head_is_warned_about_once(capsys, clips,
     assert err.count("--measure similarity") == (1 if warned else 0), err
     if warned:
         assert all(r["labels"][0]["score"] == 1.0 for r in json.loads(out))  # what the warning is about
+
