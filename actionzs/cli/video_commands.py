@@ -10,7 +10,7 @@ from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from .arguments import HelpFormatter, engine_options
 from .common import (EXIT_FAILED, EXIT_OK, embeddings_path, exit_status, failure, from_index, make_classifier,
-                     make_executor, outcomes, record_of, say, validated)
+                     make_executor, outcomes, provenance_of, record_of, say, validated)
 
 
 def add_parsers(commands, shared) -> None:
@@ -39,7 +39,10 @@ def add_parsers(commands, shared) -> None:
     scan.add_argument("--index", metavar="LIB", help="score every file stored in this index instead of decoding videos")
     scan.add_argument("-o", "--output", required=True, metavar="FILE", help="results, one JSON line per video")
     scan.add_argument("--resume", action="store_true",
-                      help="continue into an existing output: skip videos with a record, retry failed ones")
+                      help="continue into an existing output: skip videos with a record, retry failed ones; refused "
+                           "(exit 2) when its records were made with other labels, model, sampling, windows, events or templates")
+    scan.add_argument("--force-settings", action="store_true",
+                      help="with --resume, continue even into records made with other settings (each record keeps its own)")
     engine_options(scan)
 
     report = commands.add_parser("report", parents=[shared], formatter_class=HelpFormatter,
@@ -82,10 +85,11 @@ def cmd_classify(args) -> int:
 
     settings, labels, run = validated(args, **from_index(args))
     classifier = make_classifier(settings, run)
+    made_with = provenance_of(classifier, labels, run)
     records, invalid = [], False
     for video, outcome in outcomes(args, classifier, labels, args.videos):
         invalid = invalid or isinstance(outcome, InvalidInputError)
-        records.append(record_of(video, outcome, args.save_embeddings))
+        records.append(record_of(video, outcome, args.save_embeddings, made_with))
     text = render(records, args.format)
     if args.output:
         atomic_write(args.output, text)
@@ -95,8 +99,11 @@ def cmd_classify(args) -> int:
 
 
 def cmd_scan(args) -> int:
+    from ..provenance import settings_block
     from ..scan import ResultsLog, find_videos
 
+    if args.force_settings and not args.resume:
+        raise InvalidInputError("--force-settings goes with --resume")
     settings, labels, run = validated(args, **from_index(args))
     if args.index:
         from ..library.store import LibraryStore
@@ -112,11 +119,12 @@ def cmd_scan(args) -> int:
     if not videos:
         raise InvalidInputError(f"no videos found in {', '.join(args.inputs) or args.index}")
     executor = None if args.index else make_executor(args, settings)
+    expected = None if args.force_settings else settings_block(labels, run, settings["model"], None)  # all but the weights
     try:
-        results = ResultsLog(args.output, args.resume)
-    except FileExistsError as exc:
-        raise InvalidInputError(str(exc)) from None
-    try:
+        try:
+            results = ResultsLog(args.output, args.resume, expected)
+        except FileExistsError as exc:
+            raise InvalidInputError(str(exc)) from None
         return _scan(args, results, videos, settings, labels, run, executor)
     finally:
         if executor is not None:
@@ -132,6 +140,9 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
             say(f"nothing to do: all {len(videos)} videos are already in {args.output}")
             return EXIT_OK
         classifier = make_classifier(settings, run, executor)
+        made_with = provenance_of(classifier, labels, run)
+        if not args.force_settings:
+            results.check_settings(made_with)  # the model's weights too, now that they are loaded
         ok = failed = 0
         invalid = False
         footage, started = 0.0, time.monotonic()
@@ -139,7 +150,7 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
         with bar:
             for video, outcome in outcomes(args, classifier, labels, todo):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
-                record = record_of(video, outcome, args.save_embeddings)
+                record = record_of(video, outcome, args.save_embeddings, made_with)
                 results.write(record)
                 if "error" in record:
                     failed += 1
