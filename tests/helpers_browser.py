@@ -24,22 +24,35 @@ def missing_browser() -> str | None:
 
 
 @contextmanager
-def browser_page(width: int = 1400, height: int = 900):
-    """(page, requests): a fresh page, and the list of every URL it requests, in order."""
+def chromium():
+    """A headless Chromium (Playwright's sync API), closed on exit."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            requests: list[str] = []
-            page.on("request", lambda request: requests.append(request.url))
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.script_errors = errors
-            yield page, requests
+            yield browser
         finally:
             browser.close()
+
+
+class Visit:
+    """A page open at `url`, with every URL it requested and every script error it raised."""
+
+    def __init__(self, browser, url: str, width: int = 1400, height: int = 900):
+        self.page = browser.new_page(viewport={"width": width, "height": height})
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        self.page.on("request", lambda request: self.requests.append(request.url))
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.goto(url)
+
+    def video_ready(self) -> None:
+        """Wait until the player knows the video's length (it can seek then)."""
+        self.page.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=15000)
+
+    def close(self) -> None:
+        self.page.close()
 
 
 def write_webm(path: str | os.PathLike, seconds: float, fps: int = 10, width: int = 64, height: int = 48) -> Path:
