@@ -222,8 +222,8 @@ def _report_folder(args) -> int:
         os.makedirs(args.output, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"{args.output}: cannot create the folder ({exc.strerror or exc})") from None
-    index = write_reports(records, args.output, backend, title=title, **_event_rule(settings))
-    failed = sum("error" in r for r in records)
+    index, listed = write_reports(records, args.output, backend, title=title, **_event_rule(settings))
+    failed = sum("error" in r for r in listed)
     if not args.quiet:
-        say(f"wrote {index}: {len(records) - failed} videos, {failed} failed")
+        say(f"wrote {index}: {len(listed) - failed} videos, {failed} failed")
     return exit_status(bool(args.index) and failed > 0, invalid)

@@ -91,11 +91,12 @@ def page_name(position: int, video: str) -> str:
 def write_reports(
     records: list[dict], folder: str | os.PathLike, backend: str = "auto", *, measure: str = "score",
     threshold: float | None = None, title: str = "videos",
-) -> Path:
+) -> tuple[Path, list[dict]]:
     """Write a page per result record into `folder` and an index.html of them all (error records
-    listed as failed); returns the index's path."""
+    listed as failed); returns the index's path and the records as listed (a record that cannot be
+    drawn becomes an error record there; `records` itself is left as it was)."""
     folder, records = Path(folder), list(records)
-    hrefs = {}
+    hrefs: list[str | None] = [None] * len(records)
     for position, record in enumerate(records):
         if "error" in record:
             continue
@@ -107,7 +108,7 @@ def write_reports(
             records[position] = {"video": record["video"], "error": f"its record cannot be drawn ({type(exc).__name__}: {exc})"}
             continue
         atomic_write(folder / name, _encodable(page))
-        hrefs[record["video"]] = urllib.parse.quote(name)
+        hrefs[position] = urllib.parse.quote(name)
     index = folder / INDEX_NAME
     atomic_write(index, _encodable(render_index(records, hrefs, title)))
-    return index
+    return index, records

@@ -28,15 +28,15 @@ def _row(record: dict, href: str | None) -> str:
             f'<td class="score">{sum(counts.values())}</td><td>{chips or "none"}</td><td>{top}</td></tr>')
 
 
-def render_index(records: list[dict], hrefs: dict[str, str], title: str) -> str:
-    """The index of `records` (result or error records, as a scan writes them); `hrefs` maps a
-    video to its page's URL relative to the index."""
+def render_index(records: list[dict], hrefs: list[str | None], title: str) -> str:
+    """The index of `records` (result or error records, as a scan writes them); `hrefs[k]` is the
+    URL of record k's page relative to the index (None: no page)."""
     good = [r for r in records if "error" not in r]
     failed = len(records) - len(good)
     totals = Counter(e["label"] for r in good for e in r.get("events") or [])
     options = "".join(f'<option value="{html.escape(label)}">{html.escape(label)} ({n})</option>'
                       for label, n in totals.most_common())
-    rows = "".join(_row(r, hrefs.get(r["video"])) for r in records)
+    rows = "".join(_row(r, href) for r, href in zip(records, hrefs))
     footage = sum(r["duration"] for r in good)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
