@@ -72,7 +72,7 @@ def test_events_are_grouped_by_label_most_first(clip):
     events = [{"label": "waving", "start": t, "end": t + 0.5, "score": 0.6} for t in (1.0, 2.0, 4.0)]
     events.insert(1, {"label": "running", "start": 1.5, "end": 2.5, "score": 0.7})
     html = render_report(synthetic_result(clip, 6.0, LABELS, events=events), threshold=0.5)
-    groups = re.findall(r'<details class="group" open data-label="\d+"><summary><b>([^<]*)</b> &middot; (\d+) events?', html)
+    groups = re.findall(r'<details class="group" open data-label="\d+"><summary><strong>([^<]*)</strong> &middot; (\d+) events?', html)
     assert groups == [("waving", "3"), ("running", "1")]
     assert html.count('<tr class="event">') == len(events)
 

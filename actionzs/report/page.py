@@ -86,7 +86,7 @@ def _event_groups(names: list[str], events: list[dict], thumb_of: list[int | Non
             )
         count = len(by_label[name])
         groups.append(
-            f'<details class="group"{fold} data-label="{names.index(name)}"><summary><b>{html.escape(name)}</b> '
+            f'<details class="group"{fold} data-label="{names.index(name)}"><summary><strong>{html.escape(name)}</strong> '
             f'&middot; {count} event{"s" if count != 1 else ""}, {hms(total)} in all</summary>'
             f'<table class="events"><tr><th>frame</th><th>time</th><th>length</th><th>score</th></tr>{"".join(rows)}</table>'
             f'</details>'
