@@ -185,6 +185,10 @@
     let best = null, gap = Infinity;
     for (const f of frames) { const d = Math.abs(Number(f.dataset.time) - t); if (d < gap) { gap = d; best = f; } }
     frames.forEach((f) => f.classList.toggle("now", f === best));
+    const strip = $("filmstrip"), left = best ? best.offsetLeft - strip.offsetLeft : 0;
+    if (best && (left < strip.scrollLeft || left + best.offsetWidth > strip.scrollLeft + strip.clientWidth)) {
+      strip.scrollLeft = left - (strip.clientWidth - best.offsetWidth) / 2;
+    }
   }
   function followStrip() {
     const first = frames.find((f) => Number(f.dataset.time) >= t0);
