@@ -33,7 +33,7 @@ def video_url(video: str, page_folder: str | os.PathLike) -> str:
         relative = os.path.relpath(target, os.path.abspath(page_folder))
     except ValueError:
         return Path(target).as_uri()
-    return urllib.parse.quote(Path(relative).as_posix(), errors="backslashreplace")
+    return urllib.parse.quote(os.fsencode(Path(relative).as_posix()))  # a name's own bytes, even if not UTF-8
 
 
 def render_report(

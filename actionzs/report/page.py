@@ -18,7 +18,7 @@ import numpy as np
 from ..events import window_cells
 from ..output import hms
 from ..sampling import Span
-from .thumbnails import filmstrip_times, keyframe_times, nearest, thumbnails
+from .thumbnails import filmstrip_times, keyframe_events, nearest, thumbnails
 
 VALUE_SCALE = 10000  # values travel as round(value * VALUE_SCALE): four decimals
 OPEN_EVENTS_MAX = 40  # with more events than this, each label's group starts folded (its count shows)
@@ -116,29 +116,22 @@ def render_page(
     names = [item["label"] for item in record["labels"]]
     events = record.get("events") or []
     strip_times = filmstrip_times(record["duration"])
-    key_times = keyframe_times(events)
-    uris, unreadable = thumbnails(record["video"], strip_times + key_times, backend)
-    strip_uris, key_uris = uris[:len(strip_times)], uris[len(strip_times):]
+    middles = [(e["start"] + e["end"]) / 2 for e in events]
+    keyed = keyframe_events(events)
+    uris, unreadable = thumbnails(record["video"], strip_times + [middles[k] for k in keyed], backend)
     # each event's thumbnail: its own keyframe, else the filmstrip frame nearest its middle
-    thumb_of: list[int | None] = []
-    for e in events:
-        middle = (e["start"] + e["end"]) / 2
-        if not uris:
-            thumb_of.append(None)
-        elif key_times and abs(key_times[nearest(key_times, middle)] - middle) < 1e-6:
-            thumb_of.append(len(strip_times) + nearest(key_times, middle))
-        else:
-            thumb_of.append(nearest(strip_times, middle))
+    own = {k: len(strip_times) + position for position, k in enumerate(keyed)}
+    thumb_of = [None if not uris else own.get(k, nearest(strip_times, middle)) for k, middle in enumerate(middles)]
     timeline = timeline_of(record, measure)
     data = {
         "duration": record["duration"], "labels": names, "measure": measure, "threshold": threshold,
         "timeline": timeline, "events": [[names.index(e["label"]), e["start"], e["end"], round(e["score"], 4)] for e in events],
-        "gaps": record.get("gaps") or [], "thumbs": strip_uris + key_uris,
+        "gaps": record.get("gaps") or [], "thumbs": uris,
     }
     filmstrip = "".join(
         f'<img class="frame" data-thumb="{k}" data-time="{round(t, 3)}" title="{hms(t)}" alt="frame at {hms(t)}">'
         for k, t in enumerate(strip_times)
-    ) if strip_uris else f'<p class="note">No thumbnails: {html.escape(unreadable or "the video gave no frames")}.</p>'
+    ) if uris else f'<p class="note">No thumbnails: {html.escape(unreadable or "the video gave no frames")}.</p>'
     windows = f"{len(record['segments'])} windows" if record.get("segments") else "no per-window scores (scored without segments)"
     rule = f"events where {html.escape(measure)} &ge; {threshold:g}" if threshold is not None else ""
     title = html.escape(record["video"])

@@ -28,10 +28,9 @@ def filmstrip_times(duration_seconds: float) -> list[float]:
     return [(k + 0.5) * duration_seconds / count for k in range(count)]
 
 
-def keyframe_times(events: list[dict]) -> list[float]:
-    """The middles of the best-scoring KEYFRAMES_MAX events, in time order."""
-    best = sorted(events, key=lambda e: -e["score"])[:KEYFRAMES_MAX]
-    return sorted((e["start"] + e["end"]) / 2 for e in best)
+def keyframe_events(events: list[dict]) -> list[int]:
+    """The indices of the best-scoring KEYFRAMES_MAX events (each gets a keyframe of its own), in order."""
+    return sorted(sorted(range(len(events)), key=lambda k: -events[k]["score"])[:KEYFRAMES_MAX])
 
 
 def nearest(times: list[float], moment: float) -> int:
