@@ -96,6 +96,7 @@ def write_reports(
     listed as failed); returns the index's path and the records as listed (a record that cannot be
     drawn becomes an error record there; `records` itself is left as it was)."""
     folder, records = Path(folder), list(records)
+    folder.mkdir(parents=True, exist_ok=True)
     hrefs: list[str | None] = [None] * len(records)
     for position, record in enumerate(records):
         if "error" in record:

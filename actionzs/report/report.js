@@ -7,7 +7,8 @@
   const video = $("video");
   const canvas = $("timeline");
   const ctx = canvas.getContext("2d");
-  const LANE = 20, BAR = 5, SPACE = 5, AXIS = 20, NAMES = 190;  // pixels
+  const BAR = 5, SPACE = 5, AXIS = 20, NAMES = 190;  // pixels
+  let lane = 20;  // a lane's height in pixels: 20 for the heatmap, 40 for curves
   const STOPS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];  // viridis
   const duration = Math.max(D.duration, 1e-6);
   const shown = D.labels.map(() => true);
@@ -64,7 +65,7 @@
 
   function draw() {
     const dpr = window.devicePixelRatio || 1, width = canvas.clientWidth, shownRows = rows();
-    const height = AXIS + Math.max(shownRows.length, 1) * (LANE + BAR + SPACE) + 2;
+    const height = AXIS + Math.max(shownRows.length, 1) * (lane + BAR + SPACE) + 2;
     canvas.style.height = `${height}px`;
     canvas.width = Math.round(width * dpr); canvas.height = Math.round(height * dpr);
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -80,32 +81,32 @@
       ctx.fillText(hms(t), Math.min(Math.max(x(t), NAMES + 30), width - 30), AXIS / 2 - 2);
     }
     shownRows.forEach((m, r) => {
-      const y = AXIS + r * (LANE + BAR + SPACE);
+      const y = AXIS + r * (lane + BAR + SPACE);
       ctx.fillStyle = "#1b1f24"; ctx.textAlign = "right";
       let name = D.labels[m];
       while (name.length > 3 && ctx.measureText(name).width > NAMES - 10) name = name.slice(0, -2) + "…";
-      ctx.fillText(name, NAMES - 8, y + LANE / 2);
+      ctx.fillText(name, NAMES - 8, y + lane / 2);
       ctx.save(); ctx.beginPath(); ctx.rect(NAMES, 0, plot, height); ctx.clip();
       if (T) {
         const cols = columns(m, x);
         if (view === "heatmap") {
           for (const c of cols) {
             ctx.fillStyle = Number.isNaN(c.v) ? "#eaeef2" : colour(frac(c.v));
-            ctx.fillRect(c.xa, y, c.xb - c.xa, LANE);
+            ctx.fillRect(c.xa, y, c.xb - c.xa, lane);
           }
         } else {
-          ctx.fillStyle = "#f6f8fa"; ctx.fillRect(NAMES, y, plot, LANE);
+          ctx.fillStyle = "#f6f8fa"; ctx.fillRect(NAMES, y, plot, lane);
           ctx.beginPath(); ctx.strokeStyle = "#0969da"; ctx.lineWidth = 1.5;
           let open = false;
           for (const c of cols) {
             if (Number.isNaN(c.v)) { open = false; continue; }
-            const cy = y + LANE - frac(c.v) * LANE;
+            const cy = y + lane - frac(c.v) * lane;
             if (open) ctx.lineTo(c.xa, cy); else ctx.moveTo(c.xa, cy);
             ctx.lineTo(Math.max(c.xb, c.xa + 1), cy); open = true;
           }
           ctx.stroke(); ctx.lineWidth = 1;
           if (D.threshold !== null && D.threshold >= lo && D.threshold <= hi) {
-            const ty = Math.round(y + LANE - frac(D.threshold) * LANE) + 0.5;
+            const ty = Math.round(y + lane - frac(D.threshold) * lane) + 0.5;
             ctx.setLineDash([4, 3]); ctx.strokeStyle = "#cf222e";
             ctx.beginPath(); ctx.moveTo(NAMES, ty); ctx.lineTo(width, ty); ctx.stroke(); ctx.setLineDash([]);
           }
@@ -114,7 +115,7 @@
       ctx.fillStyle = "#bc4c00";
       for (const [label, start, end] of D.events) {
         if (label !== m || end < t0 || start > t1) continue;
-        ctx.fillRect(x(start), y + LANE + 1, Math.max(x(end) - x(start), 2), BAR);
+        ctx.fillRect(x(start), y + lane + 1, Math.max(x(end) - x(start), 2), BAR);
       }
       ctx.restore();
     });
@@ -224,7 +225,7 @@
   });
   canvas.addEventListener("pointerleave", () => { $("hover").textContent = ""; });
   function hover(e) {
-    const r = Math.floor((e.offsetY - AXIS) / (LANE + BAR + SPACE)), m = rows()[r], t = timeAt(e.offsetX);
+    const r = Math.floor((e.offsetY - AXIS) / (lane + BAR + SPACE)), m = rows()[r], t = timeAt(e.offsetX);
     if (e.offsetX < NAMES || m === undefined || t < 0 || t > duration) { $("hover").textContent = ""; return; }
     let text = `${D.labels[m]} at ${hms(t)}`;
     if (T) {
@@ -242,7 +243,7 @@
     const span = t1 - t0, a = (Number(e.target.value) / 1000) * (duration - span);
     setView(a, a + span);
   });
-  $("view").addEventListener("change", (e) => { view = e.target.value; draw(); });
+  $("view").addEventListener("change", (e) => { view = e.target.value; lane = view === "curves" ? 40 : 20; draw(); });
 
   // the label filter hides the label's lane and its events
   const boxes = [...document.querySelectorAll("#filter input[type=checkbox]")];
