@@ -727,40 +727,35 @@ class _ReportParser(HTMLParser):
     def __init__(self):
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
-        self.scripts: list[str] = []
+        self.scripts: dict[str | None, str] = {}  # by id
         self.ranking_text: list[str] = []
         self.filter_text: list[str] = []
-        self._table: str | None = None
-        self._in: str | None = None
+        self._within: list[str | None] = []  # ids of the open table, fieldset or script
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.tags.append((tag, attrs))
-        if tag == "table":
-            self._table = attrs.get("id")
-        if tag == "fieldset":
-            self._in = attrs.get("id")
+        if tag in ("table", "fieldset", "script"):
+            self._within.append(attrs.get("id"))
         if tag == "script":
-            self.scripts.append("")
+            self.scripts[attrs.get("id")] = ""
 
     def handle_endtag(self, tag):
-        if tag == "table":
-            self._table = None
-        if tag == "fieldset":
-            self._in = None
+        if tag in ("table", "fieldset", "script") and self._within:
+            self._within.pop()
 
     def handle_data(self, data):
-        if self.tags and self.tags[-1][0] == "script" and self.scripts and not self.scripts[-1]:
-            self.scripts[-1] = data
-        if self._table == "ranking" and data.strip():
+        where = self._within[-1] if self._within else None
+        if self.tags and self.tags[-1][0] == "script" and where in self.scripts:
+            self.scripts[where] += data
+        elif data.strip() and where == "ranking":
             self.ranking_text.append(data.strip())
-        if self._in == "filter" and data.strip():
+        elif data.strip() and where == "filter":
             self.filter_text.append(data.strip())
 
     def data(self) -> dict:
         """The JSON blob the page's script draws from."""
-        return json.loads(next(text for (tag, attrs), text in zip([t for t in self.tags if t[0] == "script"], self.scripts)
-                               if attrs.get("id") == "data"))
+        return json.loads(self.scripts["data"])
 
 
 def test_report_is_one_self_contained_html_file(capsys, tmp_path, media, model):

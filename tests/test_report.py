@@ -11,6 +11,8 @@ import base64
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from actionzs.report.thumbnails import FILMSTRIP_MAX, KEYFRAMES_MAX, THUMB_HEIGH
 from actionzs.sampling import Span
 from actionzs.testing import write_clip
 from helpers_browser import synthetic_result
-from helpers_cli import FAST, run_cli, tree
+from helpers_cli import run_cli, subprocess_env, tree
 
 LABELS = ["running", "jumping", "sitting down", "waving"]
 HOUR_LABELS = [f"label number {k}" for k in range(10)]
@@ -192,3 +194,20 @@ def test_a_librarys_report_scores_its_stored_frames(capsys, clip, clip_dir, tmp_
     data = page_data(html)
     assert sorted(data["labels"]) == sorted(LABELS) and data["timeline"] and len(data["events"]) == len(LABELS)
     assert 'src="../lib/cam/a.mp4"' in html and len(data["thumbs"]) > 0
+
+
+#: `actionzs report SCAN.jsonl` with torch made unimportable: drawing records needs no model.
+REPORT_WITHOUT_TORCH = """
+import sys
+sys.modules["torch"] = None
+from actionzs.cli import main
+sys.exit(main(["report", sys.argv[1], "-o", sys.argv[2], "-q"]))
+"""
+
+
+def test_a_scans_report_runs_where_torch_cannot_be_imported(clip, tmp_path):
+    scan = _write_jsonl(tmp_path / "scan.jsonl", [synthetic_result(clip, 6.0, LABELS).to_dict()])
+    run = subprocess.run([sys.executable, "-c", REPORT_WITHOUT_TORCH, str(scan), str(tmp_path / "site")],
+                         capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert tree(tmp_path / "site") == {"index.html", "0001-clip.html"}

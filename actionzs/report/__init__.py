@@ -11,14 +11,17 @@ import json
 import os
 import urllib.parse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..atomic import atomic_write
 from ..errors import InvalidInputError
 from ..output import _encodable
-from ..results import VideoResult
 from ..scan import _is_record
 from .index import render_index
 from .page import render_page
+
+if TYPE_CHECKING:  # a scan's records are drawn without torch, which results imports
+    from ..results import VideoResult
 
 __all__ = ["read_records", "render_report", "write_report", "write_reports", "video_url"]
 

@@ -144,7 +144,8 @@
       parts.push(`<span>lane height: ${D.measure} ${lo.toFixed(n)} (bottom) to ${hi.toFixed(n)} (top)</span>`);
       if (D.threshold !== null) parts.push(`<span><span class="key" style="border-top:2px dashed #cf222e;height:0"></span>threshold ${D.threshold}</span>`);
     }
-    parts.push(`<span><span class="key" style="background:#bc4c00"></span>events (${D.measure} ≥ ${D.threshold})</span>`);
+    const rule = D.threshold === null ? "" : ` (${D.measure} ≥ ${D.threshold})`;
+    parts.push(`<span><span class="key" style="background:#bc4c00"></span>events${rule}</span>`);
     if (D.gaps.length) parts.push(`<span><span class="key" style="background:rgba(110,119,129,0.45)"></span>frames that do not decode</span>`);
     if (T.partial) parts.push("<span>pale: not among a window's top labels</span>");
     parts.push("<span>wheel: zoom · drag: scroll · click: play from there</span>");
