@@ -8,10 +8,12 @@ Skipped, saying why, only where Playwright or /usr/bin/chromium is missing (.ci/
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from actionzs.report import write_report
 from helpers_browser import Visit, chromium, missing_browser, synthetic_result, write_webm
@@ -161,9 +163,6 @@ def test_a_report_from_the_command_line_plays_and_draws(browser, capsys, clip, c
     assert page.locator("#filmstrip img.frame").count() == round(SECONDS)  # one a second
     assert page.locator("tr.event").count() == len(LABELS)  # threshold -1: each label on all the way
     shot = page.locator("#timeline").screenshot()
-    from PIL import Image
-    import io
-
     pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("L"))
     assert pixels.std() > 20  # lanes drawn, not a blank canvas
     _only_own_files(visit.requests, target, clip)
