@@ -78,6 +78,7 @@ def test_clicking_an_event_a_frame_or_the_timeline_seeks_the_player(browser, pag
     _count_seeks(visit)
     visit.page.locator("details.group", has_text="jumping").locator("tr.event").first.click()
     _seeked_to(visit, 6.0)
+    assert visit.page.url.endswith("#t=6")  # the moment is the page's address too
 
     frame = visit.page.locator("#filmstrip img.frame").nth(4)
     moment = float(frame.get_attribute("data-time"))
@@ -91,6 +92,15 @@ def test_clicking_an_event_a_frame_or_the_timeline_seeks_the_player(browser, pag
     _count_seeks(visit)
     visit.page.mouse.click(box["x"] + x, box["y"] + 40)
     _seeked_to(visit, 0.75 * SECONDS)
+    assert visit.errors == []
+    visit.close()
+
+
+def test_a_link_to_a_moment_opens_the_player_there(browser, page_file):
+    visit = Visit(browser, page_file.as_uri() + "#t=9.5")
+    visit.video_ready()
+    visit.page.wait_for_function("() => Math.abs(document.getElementById('video').currentTime - 9.5) < 0.05")
+    assert float(visit.page.locator("#filmstrip img.now").get_attribute("data-time")) == 9.5  # the frame at 9.5 s marked
     assert visit.errors == []
     visit.close()
 
@@ -220,7 +230,9 @@ def test_the_index_page_links_to_pages_that_play(browser, capsys, clip, clip_dir
     page.locator("#label-filter").select_option("running")
     assert page.locator("tr.video:visible").count() == 1 and not failed.is_visible()
 
-    page.locator("tr.video a").click()
+    chip = page.locator("tr.video a.chip", has_text="running")
+    assert chip.get_attribute("href").endswith("#t=0.0")  # its first event's start: the whole clip here
+    page.locator("tr.video td:first-child a").click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text().endswith("a.webm")
     visit.video_ready()

@@ -17,8 +17,16 @@ def _row(record: dict, href: str | None) -> str:
     if "error" in record:
         return (f'<tr class="video failed" data-labels=""><td>{name}</td><td colspan="4">failed: '
                 f'{html.escape(record["error"])}</td></tr>')
-    counts = Counter(e["label"] for e in record.get("events") or [])
-    chips = " ".join(f'<span class="chip">{html.escape(label)} &times;{n}</span>' for label, n in counts.most_common())
+    events = record.get("events") or []
+    counts = Counter(e["label"] for e in events)
+    first = {}  # label -> its first event's start: each label's chip links the page there
+    for e in events:
+        first.setdefault(e["label"], e["start"])
+    chips = " ".join(
+        f'<a class="chip" href="{html.escape(href)}#t={round(first[label], 3)}">{html.escape(label)} &times;{n}</a>' if href
+        else f'<span class="chip">{html.escape(label)} &times;{n}</span>'
+        for label, n in counts.most_common()
+    )
     if record.get("events") is None:
         chips = '<span class="count">not scored per window</span>'
     top = ", ".join(f'{html.escape(item["label"])} {item["score"]:.2f}' for item in record["labels"][:TOP_LABELS])

@@ -80,7 +80,7 @@ def _event_groups(names: list[str], events: list[dict], thumb_of: list[int | Non
             image = "" if thumb is None else (
                 f'<img class="thumb" data-thumb="{thumb}" alt="frame at {hms((e["start"] + e["end"]) / 2)}">')
             rows.append(
-                f'<tr class="event"><td>{image}</td><td><a class="seek" href="#" data-time="{round(e["start"], 3)}">'
+                f'<tr class="event"><td>{image}</td><td><a class="seek" href="#t={round(e["start"], 3)}" data-time="{round(e["start"], 3)}">'
                 f'{hms(e["start"])}</a> &ndash; {hms(e["end"])}</td><td>{e["end"] - e["start"]:.1f} s</td>'
                 f'<td class="score">{e["score"]:.3f}</td></tr>'
             )

@@ -173,9 +173,11 @@
   }
   const timeAt = (px) => t0 + ((px - NAMES) / Math.max(canvas.clientWidth - NAMES, 10)) * (t1 - t0);
 
+  // A moment is also the page's address (#t=SECONDS): a link to it, or a reload, seeks there.
   function seek(t) {
     t = Math.min(Math.max(t, 0), duration);
     if (video) video.currentTime = t;
+    history.replaceState(null, "", `#t=${Math.round(t * 1000) / 1000}`);
     if (t < t0 || t > t1) setView(t - (t1 - t0) / 2, t + (t1 - t0) / 2);
     else draw();
     markStrip(t);
@@ -267,4 +269,6 @@
   }
   window.addEventListener("resize", draw);
   draw();
+  const moment = /^#t=([0-9.]+)$/.exec(location.hash);
+  if (moment) seek(Number(moment[1]));
 })();
