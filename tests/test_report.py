@@ -20,6 +20,7 @@ import pytest
 
 from actionzs.events import window_cells
 from actionzs.report import read_records, render_report, video_url, write_report, write_reports
+from actionzs.report.page import LANES_MAX
 from actionzs.report.thumbnails import FILMSTRIP_MAX, KEYFRAMES_MAX, THUMB_HEIGHT
 from actionzs.sampling import Span
 from actionzs.testing import write_clip
@@ -68,6 +69,16 @@ def test_the_timeline_is_the_results_windows_and_events(clip, measure):
     np.testing.assert_allclose(values, expected, atol=0.6 / data["timeline"]["scale"])
     assert result.events and [[names[m], a, b] for m, a, b, _ in data["events"]] == [
         [e["label"], e["start"], e["end"]] for e in result.events]
+
+
+def test_the_timeline_draws_the_clips_top_labels_only(clip):
+    labels = [f"label {k}" for k in range(LANES_MAX + 10)]
+    result = synthetic_result(clip, 6.0, labels)
+    data = page_data(render_report(result))
+    rows = data["timeline"]["values"]
+    assert len(rows) == len(labels) == len(data["labels"])
+    assert all(row is not None for row in rows[:LANES_MAX]) and rows[LANES_MAX:] == [None] * 10
+    assert data["labels"][:LANES_MAX] == [item["label"] for item in result.labels[:LANES_MAX]]  # the clip's best
 
 
 def test_events_are_grouped_by_label_most_first(clip):

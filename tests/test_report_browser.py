@@ -160,6 +160,26 @@ def test_labels_with_markup_are_text_in_the_page(browser, clip, tmp_path):
     visit.close()
 
 
+def test_pages_without_a_timeline_or_with_many_labels_work(browser, clip, tmp_path):
+    from actionzs.report.page import LANES_MAX, render_page
+
+    unscored = {key: value for key, value in synthetic_result(clip, SECONDS, LABELS).to_dict().items()
+                if key not in ("segments", "events")}
+    (tmp_path / "unscored.html").write_text(render_page(unscored, video_src=None), encoding="utf-8")
+    many = [f"label {k}" for k in range(LANES_MAX + 5)]
+    write_report(synthetic_result(clip, SECONDS, many, events=[]), tmp_path / "many.html")
+    visit = Visit(browser, (tmp_path / "unscored.html").as_uri())
+    assert "No per-window scores" in visit.page.locator("#legend").inner_text() and visit.errors == []
+    visit.page.locator("#filmstrip img.frame").first.click()  # seeks nothing, fails nothing
+    assert visit.errors == []
+    visit.close()
+    visit = Visit(browser, (tmp_path / "many.html").as_uri())
+    assert f"top {LANES_MAX} of {len(many)} labels" in visit.page.locator("#legend").inner_text()
+    lanes = (visit.page.locator("#timeline").bounding_box()["height"] - 22) / 30  # axis, then 30 px a lane (report.js)
+    assert round(lanes) == LANES_MAX and visit.errors == []
+    visit.close()
+
+
 def test_a_report_from_the_command_line_plays_and_draws(browser, capsys, clip, clip_dir, tmp_path):
     target = tmp_path / "report" / "clip.html"
     target.parent.mkdir()

@@ -21,6 +21,7 @@ from ..sampling import Span
 from .thumbnails import filmstrip_times, keyframe_events, nearest, thumbnails
 
 VALUE_SCALE = 10000  # values travel as round(value * VALUE_SCALE): four decimals
+LANES_MAX = 50  # the timeline draws the clip's top labels (5,000 labels would be 150,000 pixels of lanes)
 OPEN_EVENTS_MAX = 40  # with more events than this, each label's group starts folded (its count shows)
 
 
@@ -35,24 +36,26 @@ def script_json(data) -> str:
 
 
 def timeline_of(record: dict, measure: str) -> dict | None:
-    """The timeline's data: window edges (seconds; window w stands for edges[w]..edges[w+1]) and per
-    label its `measure` per window as integers (null where a window kept only its top labels)."""
+    """The timeline's data: window edges (seconds; window w stands for edges[w]..edges[w+1]) and for
+    each of the clip's top LANES_MAX labels its `measure` per window as integers (null where a
+    window kept only its top labels); the other labels' rows are null (not drawn)."""
     segments = record.get("segments")
     if not segments:
         return None
     names = [item["label"] for item in record["labels"]]
     column = {name: m for m, name in enumerate(names)}
-    values = np.full((len(names), len(segments)), np.nan)
+    values = np.full((min(len(names), LANES_MAX), len(segments)), np.nan)
     for w, segment in enumerate(segments):
         for item in segment["labels"]:
-            values[column[item["label"]], w] = item[measure]
+            if column[item["label"]] < LANES_MAX:
+                values[column[item["label"]], w] = item[measure]
     cells = window_cells([Span(s["start"], s["end"]) for s in segments], record["duration"])
     edges = np.append(cells[:, 0], cells[-1, 1])
     scaled = np.rint(values * VALUE_SCALE)
     return {
         "edges": [round(float(t), 3) for t in edges],
         "scale": VALUE_SCALE,
-        "values": [[None if np.isnan(v) else int(v) for v in row] for row in scaled],
+        "values": [[None if np.isnan(v) else int(v) for v in row] for row in scaled] + [None] * (len(names) - len(values)),
         "partial": bool(np.isnan(values).any()),
     }
 

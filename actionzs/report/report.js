@@ -14,7 +14,8 @@
   const shown = D.labels.map(() => true);
   const T = D.timeline;
   const edges = T ? T.edges : [];
-  const values = T ? T.values.map((row) => row.map((v) => (v === null ? NaN : v / T.scale))) : [];
+  // a label past the timeline's top labels has no row (null): no lane, its events still listed
+  const values = T ? T.values.map((row) => (row === null ? null : row.map((v) => (v === null ? NaN : v / T.scale)))) : [];
   const minSpan = Math.min(duration, Math.max(0.5, duration / 5000));
   let t0 = 0, t1 = duration, view = "heatmap";
 
@@ -29,11 +30,12 @@
     const a = STOPS[k], b = STOPS[k + 1], u = x - k;
     return `rgb(${a.map((c, i) => Math.round(c + (b[i] - c) * u)).join(",")})`;
   };
-  const rows = () => D.labels.map((_, m) => m).filter((m) => shown[m]);
+  const rows = () => D.labels.map((_, m) => m).filter((m) => shown[m] && (!T || values[m] !== null));
 
   // The colour scale and the curves' height run from the lowest to the highest value of the labels
   // shown (whole video), so ten labels' softmax scores near 0.1 still span the whole scale.
   function range() {
+    if (!T) return [0, 1];
     let lo = Infinity, hi = -Infinity;
     for (const m of rows()) for (const v of values[m]) if (!Number.isNaN(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
     if (!Number.isFinite(lo)) return [0, 1];
@@ -148,6 +150,8 @@
     parts.push(`<span><span class="key" style="background:#bc4c00"></span>events${rule}</span>`);
     if (D.gaps.length) parts.push(`<span><span class="key" style="background:rgba(110,119,129,0.45)"></span>frames that do not decode</span>`);
     if (T.partial) parts.push("<span>pale: not among a window's top labels</span>");
+    const lanes = values.filter((row) => row !== null).length;
+    if (lanes < D.labels.length) parts.push(`<span>lanes for the clip's top ${lanes} of ${D.labels.length} labels</span>`);
     parts.push("<span>wheel: zoom · drag: scroll · click: play from there</span>");
     box.innerHTML = parts.join("");
     const ramp = $("ramp");
