@@ -222,7 +222,11 @@ def _report_folder(args) -> int:
         os.makedirs(args.output, exist_ok=True)
     except OSError as exc:
         raise InvalidInputError(f"{args.output}: cannot create the folder ({exc.strerror or exc})") from None
-    index, listed = write_reports(records, args.output, backend, title=title, **_event_rule(settings))
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(records), unit="page", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True) as bar:
+        index, listed = write_reports(records, args.output, backend, title=title, progress=bar.update,
+                                      **_event_rule(settings))
     failed = sum("error" in r for r in listed)
     if not args.quiet:
         say(f"wrote {index}: {len(listed) - failed} videos, {failed} failed")

@@ -11,7 +11,7 @@ import json
 import os
 import urllib.parse
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..atomic import atomic_write
 from ..errors import InvalidInputError
@@ -91,28 +91,34 @@ def page_name(position: int, video: str) -> str:
     return f"{position + 1:04d}-{stem}.html"
 
 
+def _write_page(record: dict, folder: Path, name: str, **options) -> tuple[dict, str | None]:
+    """(record, its page's URL): the page written; or (an error record, None) for a record that
+    cannot be drawn (edited by hand, or of another tool)."""
+    try:
+        page = render_page(record, video_src=video_url(record["video"], folder), index_href=INDEX_NAME, **options)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        return {"video": record["video"], "error": f"its record cannot be drawn ({type(exc).__name__}: {exc})"}, None
+    atomic_write(folder / name, _encodable(page))
+    return record, urllib.parse.quote(name)
+
+
 def write_reports(
     records: list[dict], folder: str | os.PathLike, backend: str = "auto", *, measure: str = "score",
-    threshold: float | None = None, title: str = "videos",
+    threshold: float | None = None, title: str = "videos", progress: Callable[[], None] | None = None,
 ) -> tuple[Path, list[dict]]:
     """Write a page per result record into `folder` and an index.html of them all (error records
     listed as failed); returns the index's path and the records as listed (a record that cannot be
-    drawn becomes an error record there; `records` itself is left as it was)."""
-    folder, records = Path(folder), list(records)
+    drawn becomes an error record there; `records` itself is left as it was). `progress` is called
+    after each record."""
+    folder, listed = Path(folder), list(records)
     folder.mkdir(parents=True, exist_ok=True)
-    hrefs: list[str | None] = [None] * len(records)
-    for position, record in enumerate(records):
-        if "error" in record:
-            continue
-        name = page_name(position, record["video"])
-        try:
-            page = render_page(record, video_src=video_url(record["video"], folder), measure=measure,
-                               threshold=threshold, backend=backend, index_href=INDEX_NAME)
-        except (KeyError, TypeError, ValueError, IndexError) as exc:  # a record edited by hand, or of another tool
-            records[position] = {"video": record["video"], "error": f"its record cannot be drawn ({type(exc).__name__}: {exc})"}
-            continue
-        atomic_write(folder / name, _encodable(page))
-        hrefs[position] = urllib.parse.quote(name)
+    hrefs: list[str | None] = [None] * len(listed)
+    for position, record in enumerate(listed):
+        if "error" not in record:
+            listed[position], hrefs[position] = _write_page(
+                record, folder, page_name(position, record["video"]), measure=measure, threshold=threshold, backend=backend)
+        if progress is not None:
+            progress()
     index = folder / INDEX_NAME
-    atomic_write(index, _encodable(render_index(records, hrefs, title)))
-    return index, records
+    atomic_write(index, _encodable(render_index(listed, hrefs, title)))
+    return index, listed
