@@ -221,6 +221,14 @@ def test_an_hour_zooms_and_scrolls(browser, tmp_path):
     assert page.locator("#range").inner_text() != zoomed  # dragged later in the video
     page.locator("#zoom-fit").click()
     assert page.locator("#range").inner_text() == whole
+    page.locator("#timeline").focus()
+    page.keyboard.press("+")
+    half = page.locator("#range").inner_text()
+    assert half == "00:15:00 – 00:45:00"  # zoomed on the middle
+    page.keyboard.press("ArrowRight")
+    assert page.locator("#range").inner_text() == "00:22:30 – 00:52:30"
+    page.keyboard.press("0")
+    assert page.locator("#range").inner_text() == whole
     page.wait_for_selector("#video-note:visible")  # the player says why it has nothing to play
     assert "cannot play" in page.locator("#video-note").inner_text()
     assert visit.errors == []

@@ -155,7 +155,7 @@ def render_page(
 <div class="controls"><label>view <select id="view"><option value="heatmap">heatmap</option><option value="curves">curves</option></select></label>
 <button type="button" id="zoom-in" title="zoom in (or the mouse wheel)">+</button><button type="button" id="zoom-out" title="zoom out">&minus;</button>
 <button type="button" id="zoom-fit">whole video</button> <span id="range"></span> <span id="hover"></span></div>
-<canvas id="timeline" aria-label="labels over time"></canvas>
+<canvas id="timeline" tabindex="0" aria-label="labels over time (+ and - zoom, the arrows scroll)"></canvas>
 <input type="range" id="scroll" min="0" max="1000" value="0" aria-label="scroll the timeline">
 <div id="legend"></div>
 <div id="filmstrip">{filmstrip}</div>

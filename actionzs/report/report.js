@@ -152,7 +152,7 @@
     if (T.partial) parts.push("<span>pale: not among a window's top labels</span>");
     const lanes = values.filter((row) => row !== null).length;
     if (lanes < D.labels.length) parts.push(`<span>lanes for the clip's top ${lanes} of ${D.labels.length} labels</span>`);
-    parts.push("<span>wheel: zoom · drag: scroll · click: play from there</span>");
+    parts.push("<span>wheel or + −: zoom · drag or ← →: scroll · click: play from there</span>");
     box.innerHTML = parts.join("");
     const ramp = $("ramp");
     if (ramp) {
@@ -243,6 +243,15 @@
     }
     $("hover").textContent = text;
   }
+  // the keyboard, with the timeline focused: + and - zoom, the arrows scroll, 0 shows the whole video
+  canvas.addEventListener("keydown", (e) => {
+    const span = t1 - t0, keys = {
+      "+": () => zoom(0.5, (t0 + t1) / 2), "=": () => zoom(0.5, (t0 + t1) / 2), "-": () => zoom(2, (t0 + t1) / 2),
+      ArrowLeft: () => setView(t0 - span / 4, t1 - span / 4), ArrowRight: () => setView(t0 + span / 4, t1 + span / 4),
+      0: () => setView(0, duration),
+    };
+    if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
+  });
   $("zoom-in").addEventListener("click", () => zoom(0.5, (t0 + t1) / 2));
   $("zoom-out").addEventListener("click", () => zoom(2, (t0 + t1) / 2));
   $("zoom-fit").addEventListener("click", () => setView(0, duration));
