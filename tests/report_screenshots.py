@@ -85,8 +85,8 @@ def screenshot(browser, page: Path, png: Path, seconds: float) -> None:
     visit = Visit(browser, page.resolve().as_uri(), height=1100)
     visit.video_ready()
     visit.page.evaluate("(t) => { document.getElementById('video').currentTime = t; }", seconds)
-    visit.page.wait_for_function("() => !document.getElementById('video').seeking")
-    visit.page.wait_for_timeout(400)
+    visit.page.wait_for_function("() => { const v = document.getElementById('video'); return !v.seeking && v.readyState >= 3; }")
+    visit.page.wait_for_timeout(1000)  # the player's spinner fades
     visit.page.screenshot(path=str(png))
     if visit.errors:
         raise RuntimeError(f"{page}: script errors {visit.errors}")
