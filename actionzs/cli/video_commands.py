@@ -10,7 +10,7 @@ from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from .arguments import HelpFormatter, engine_options
 from .common import (EXIT_FAILED, EXIT_OK, embeddings_path, exit_status, failure, from_index, make_classifier,
-                     make_executor, outcomes, provenance_of, record_of, say, validated)
+                     make_executor, outcomes, provenance_of, record_of, say, settings_of, validated)
 
 
 def add_parsers(commands, shared) -> None:
@@ -45,11 +45,20 @@ def add_parsers(commands, shared) -> None:
                       help="with --resume, continue even into records made with other settings (each record keeps its own)")
     engine_options(scan)
 
-    report = commands.add_parser("report", parents=[shared], formatter_class=HelpFormatter,
-                                 help="write a self-contained HTML report for one video",
-                                 description="Write one self-contained HTML file: label x time heatmap, events with keyframes, clip ranking.")
-    report.add_argument("video", metavar="VIDEO")
-    report.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
+    report = commands.add_parser(
+        "report", parents=[shared], formatter_class=HelpFormatter,
+        help="write self-contained HTML reports: one video's, or a scan's or a library's with an index page",
+        description="Write HTML pages that open from disk with no network: a video player, a zoomable timeline of "
+                    "every label with the threshold and events, a filmstrip, events by label with a filter. "
+                    "VIDEO -o FILE.html classifies one video into one page; SCAN.jsonl -o DIR draws a scan's "
+                    "records (scanned with --segments for a timeline) into DIR/index.html and a page per video, "
+                    "with no model; --index LIB -o DIR scores the index's stored frames with the labels first. "
+                    "The player links to each video by a path relative to the page.")
+    report.add_argument("source", nargs="?", metavar="VIDEO|SCAN.jsonl",
+                        help="a video to classify, or a scan's results (.jsonl) to draw")
+    report.add_argument("--index", metavar="LIB", help="score every file stored in this index and report them all")
+    report.add_argument("-o", "--output", required=True, metavar="FILE|DIR",
+                        help="the HTML file to write (VIDEO), or the folder for index.html and the pages (SCAN.jsonl, --index)")
 
 
 def cmd_probe(args) -> int:
@@ -168,21 +177,68 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
 
 
 def cmd_report(args) -> int:
-    from ..atomic import atomic_write
-    from ..report import render_report
+    from ..report import write_report
 
+    if args.index or (args.source or "").lower().endswith(".jsonl"):
+        return _report_folder(args)
+    if not args.source:
+        raise InvalidInputError("nothing to report: give a VIDEO, a scan's SCAN.jsonl or --index LIB")
     settings, labels, run = validated(args, segments=True, top_k=None)
     classifier = make_classifier(settings, run)
     try:
-        result = classifier.classify_prepared(args.video, labels, run)
+        result = classifier.classify_prepared(args.source, labels, run)
         if args.save_embeddings:
-            result.embeddings.save(embeddings_path(args.save_embeddings, args.video))
-        html = render_report(result, backend=classifier.backend)
+            result.embeddings.save(embeddings_path(args.save_embeddings, args.source))
+        write_report(result, args.output, classifier.backend, **_event_rule(settings))
     except ActionzsError as exc:
-        failure(args.video, exc)
+        failure(args.source, exc)
         return exit_status(True, isinstance(exc, InvalidInputError))
-    atomic_write(args.output, html)
     if not args.quiet:
         say(f"wrote {args.output}")
     return EXIT_OK
 
+
+def _event_rule(settings: dict) -> dict:
+    """The measure and threshold events are found with, drawn on the report's timeline."""
+    return {"measure": settings["events"]["measure"], "threshold": settings["events"]["threshold"]}
+
+
+def _report_folder(args) -> int:
+    """A scan's records, or every file of an index scored now, as a folder of pages and index.html."""
+    import argparse
+
+    from ..report import read_records, write_reports
+
+    if args.index and args.source:
+        raise InvalidInputError("give a scan's SCAN.jsonl or --index LIB, not both")
+    if args.save_embeddings:
+        raise InvalidInputError("--save-embeddings applies to a single VIDEO's report")
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise InvalidInputError(f"{args.output}: is a file; give a folder for the index page and the pages")
+    if args.index:
+        # the output is a folder, not the file `validated` checks
+        settings, labels, run = validated(argparse.Namespace(**{**vars(args), "output": None}),
+                                          segments=True, top_k=None, **from_index(args))
+        classifier = make_classifier(settings, run)
+        backend, title = classifier.backend, args.index
+        records, invalid = [], False
+        for video, outcome in outcomes(args, classifier, labels, []):
+            invalid = invalid or isinstance(outcome, InvalidInputError)
+            records.append(record_of(video, outcome))
+    else:
+        settings, invalid = settings_of(args), False
+        backend, title = settings["backend"], os.path.basename(args.source)
+        records = read_records(args.source)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"{args.output}: cannot create the folder ({exc.strerror or exc})") from None
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(records), unit="page", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True) as bar:
+        index, listed = write_reports(records, args.output, backend, title=title, progress=bar.update,
+                                      **_event_rule(settings))
+    failed = sum("error" in r for r in listed)
+    if not args.quiet:
+        say(f"wrote {index}: {len(listed) - failed} videos, {failed} failed")
+    return exit_status(bool(args.index) and failed > 0, invalid)
