@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .cache import LRUCache, file_key
-from .embed import Embeddings, Opener
+from .embed import Embeddings, Opener, source_name
 from .embeddings import StoredEmbeddings
 from .events import find_events
 from .executor import LocalExecutor
@@ -56,6 +56,7 @@ class ZeroShotVideoClassifier:
         decode_timeout: float = DECODE_TIMEOUT,
         cache_videos: int = 32,
         executor=None,
+        progress: Callable[[str, float, float], None] | None = None,
     ):
         check_count("batch_size", batch_size)
         self.encoder = encoder
@@ -65,6 +66,9 @@ class ZeroShotVideoClassifier:
         # What runs the per-video step: this process's threads, or another engine with the same
         # `embed_each` (the Ray engine's actors).
         self.executor = executor if executor is not None else LocalExecutor(decode_workers, decode_timeout)
+        # Told `(video, seconds done, its duration)` as the local executor encodes each batch, and
+        # as each video's embeddings are ready (the only report other engines give); None: silent.
+        self.progress = progress
         self.texts = TextEmbeddingCache(encoder)
         self._text_lock = threading.Lock()
         self._last_labels: tuple[object, torch.Tensor | None] = (None, None)
@@ -185,7 +189,9 @@ class ZeroShotVideoClassifier:
         last_use = {first[key]: k for k, key in enumerate(keys) if key in first}
         if not todo and meanwhile is not None:
             meanwhile()
-        made = self.executor.embed_each([videos[k] for k in todo], self.encoder, run, self.opener, self.batch_size, meanwhile)
+        made = self.executor.embed_each(
+            [videos[k] for k in todo], self.encoder, run, self.opener, self.batch_size, meanwhile, progress=self.progress
+        )
         held: dict[int, Embeddings | Exception] = {}
         with closing(made):
             for k, key in enumerate(keys):
@@ -201,6 +207,8 @@ class ZeroShotVideoClassifier:
                     held[first[key]] = outcome
                 for position in [p for p in held if last_use[p] <= k]:
                     del held[position]
+                if self.progress is not None and not isinstance(outcome, Exception):
+                    self.progress(source_name(videos[k]), outcome.duration, outcome.duration)
                 yield outcome
 
     def _checked(self, embeddings: StoredEmbeddings) -> Embeddings | Exception:

@@ -21,9 +21,17 @@ def model_options() -> argparse.ArgumentParser:
         groups[option.stage].add_argument(option.flag, **flag_of(option))
     parent.add_argument("--save-embeddings", metavar="DIR",
                         help="also store each video's embeddings (with timestamps) as DIR/<name>-<hash>.npz")
+    progress_option(parent)
     parent.add_argument("-q", "--quiet", action="store_true", help="no progress or info messages")
     parent.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     return parent
+
+
+def progress_option(parser) -> None:
+    """--progress / --no-progress: bars on a terminal by default; in a log, plain lines only when asked."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show progress in seconds of footage, per video and for the run, with ETA (default: bars "
+                             "when stderr is a terminal; --progress in a log writes a plain line every 30 s)")
 
 
 def flag_of(option) -> dict:

@@ -19,9 +19,12 @@ log = logging.getLogger("actionzs")
 
 
 def say(message: str) -> None:
-    """One line for the person at the terminal, on stderr: names and reasons in it come from files
-    and users, so their control characters are shown escaped, never sent raw."""
-    print(printable(message), file=sys.stderr)
+    """One line for the person at the terminal, on stderr (above any progress bar): names and
+    reasons in it come from files and users, so their control characters are shown escaped, never
+    sent raw."""
+    from .progress import write_line
+
+    write_line(printable(message))
 
 
 def make_executor(args, settings: dict):
@@ -84,9 +87,25 @@ def validated(args, **forced):
     return settings, labels, run
 
 
+def to_stdout(path: str | None) -> bool:
+    """Whether an output goes to standard output: no -o, or `-o -`."""
+    return not path or path == "-"
+
+
+def write_output(path: str | None, text: str) -> None:
+    """The whole output to the file `path` (atomically), or to standard output for None or "-"."""
+    if to_stdout(path):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from ..atomic import atomic_write
+
+        atomic_write(path, text)
+
+
 def check_output(path: str | None) -> None:
-    """An output path must be a file (new or existing) in a folder that exists."""
-    if not path:
+    """An output path must be a file (new or existing) in a folder that exists; "-" is stdout."""
+    if to_stdout(path):
         return
     if os.path.isdir(path):
         raise InvalidInputError(f"{path}: is a directory; give a file name for the output")
@@ -109,6 +128,85 @@ def make_classifier(settings: dict, run, executor=None):
         encoder, run, batch_size=settings["batch_size"], backend=settings["backend"], decode_workers=settings["decode_workers"],
         executor=executor,
     )
+
+
+def checked_inputs(paths: list[str], embeddings_folder: str | None = None) -> list[tuple[str, object]]:
+    """(name, what to classify) for each input, looked at before any model loads: a video's path as
+    given, stored embeddings (`.npz`, and each `.npz` under `embeddings_folder`) loaded, and the
+    error of a file that is missing or unreadable (a failure of its own; the others go on). A
+    folder is bad usage: `scan` is the command for folders."""
+    from ..video import _check_path
+
+    for path in paths:
+        if os.path.isdir(path):
+            raise InvalidInputError(
+                f"{path}: is a directory; `actionzs scan {path} -o results.jsonl ...` classifies the videos under a folder"
+                + (", `--embeddings DIR` the stored embeddings in one" if not embeddings_folder else "")
+            )
+    if embeddings_folder is not None:
+        if not os.path.isdir(embeddings_folder):
+            raise InvalidInputError(f"--embeddings {embeddings_folder}: no such folder")
+        stored = sorted(str(p) for p in Path(embeddings_folder).rglob("*.npz") if p.is_file())
+        if not stored:
+            raise InvalidInputError(f"--embeddings {embeddings_folder}: holds no .npz files")
+        paths = [*paths, *stored]
+    checked = []
+    for path in paths:
+        try:
+            if path.lower().endswith(".npz"):
+                checked.append((path, load_embeddings(path)))
+                continue
+            _check_path(path)
+            checked.append((path, path))
+        except ActionzsError as exc:
+            checked.append((path, exc))
+    return checked
+
+
+def load_embeddings(path: str):
+    """Stored embeddings (`FrameEmbeddings` or `ClipEmbeddings`, as the file says), never unpickled."""
+    import json
+
+    from ..embeddings import ClipEmbeddings, FrameEmbeddings, read_npz
+
+    meta = read_npz(path, ("meta",)).get("meta")
+    try:
+        kind = json.loads(str(meta[()])).get("kind") if meta is not None and meta.dtype.kind == "U" else None
+    except (ValueError, AttributeError):
+        kind = None
+    return (ClipEmbeddings if kind == ClipEmbeddings.kind else FrameEmbeddings).load(path)
+
+
+def footage_name(item) -> str:
+    """The name the classifier's progress hook gives an input: a path as given, stored embeddings
+    by the video they were made from."""
+    from ..embed import source_name
+
+    return source_name(item)
+
+
+def expected_footage(items: list) -> list[tuple[str, float]]:
+    """(name, seconds) of each input as far as it is known before decoding: a container's header
+    for a video (0 when it says nothing), the stored duration for embeddings."""
+    from ..embeddings import StoredEmbeddings
+    from ..video import header_seconds
+
+    return [(footage_name(item), float(item.duration) if isinstance(item, StoredEmbeddings) else header_seconds(item))
+            for item in items]
+
+
+def stored_model(inputs: list[tuple[str, object]]) -> dict:
+    """The model that made the stored embeddings among `inputs` (the one to score them with when no
+    --model is given); embeddings of several models cannot be scored in one run."""
+    from ..embeddings import StoredEmbeddings
+
+    models = {item.fingerprint: item.model for _, item in inputs if isinstance(item, StoredEmbeddings)}
+    if len(models) > 1:
+        raise InvalidInputError(
+            f"the embeddings were made by {len(models)} models ({', '.join(sorted(set(models.values())))}); "
+            "score each model's embeddings in a run of its own"
+        )
+    return {"model": next(iter(models.values()))} if models else {}
 
 
 def make_folder(folder: str | None) -> None:
@@ -160,7 +258,7 @@ def from_index(args) -> dict:
     """With --index: what the index fixes (its model unless --model is given, its fps, every
     stored frame for a clip score), checked against the flags given."""
     if not args.index:
-        if not getattr(args, "videos", None) and not getattr(args, "inputs", None):
+        if not any(getattr(args, name, None) for name in ("videos", "inputs", "embeddings")):
             raise InvalidInputError("no videos: name some, or give --index LIB to score an index's files")
         return {}
     from ..library.store import LibraryStore

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from .arguments import HelpFormatter, engine_options
-from .common import (EXIT_FAILED, EXIT_OK, embeddings_path, exit_status, failure, from_index, make_classifier,
-                     make_executor, outcomes, record_of, say, validated)
+from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, expected_footage, failure,
+                     footage_name, from_index, make_classifier, make_executor, outcomes, record_of, say, stored_model,
+                     validated, write_output)
+from .progress import Footage, shows_progress
 
 
 def add_parsers(commands, shared) -> None:
@@ -28,8 +29,11 @@ def add_parsers(commands, shared) -> None:
                                    description="Rank candidate labels for each video; with --segments also per time window, with events.")
     classify.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or images (with --index: some of its files; default all)")
     classify.add_argument("--index", metavar="LIB", help="score the frames stored in this index instead of decoding the videos")
+    classify.add_argument("--embeddings", metavar="DIR",
+                          help="also score every .npz of stored embeddings under DIR (as --save-embeddings writes them), "
+                               "with the model that made them; a VIDEO ending in .npz is read the same way")
     classify.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table", help="output format")
-    classify.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout")
+    classify.add_argument("-o", "--output", metavar="FILE", help="write here (atomically); - or none: stdout")
 
     scan = commands.add_parser("scan", parents=[shared], formatter_class=HelpFormatter,
                                help="classify every video under folders into a JSONL file",
@@ -77,20 +81,31 @@ def cmd_probe(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    from ..atomic import atomic_write
     from ..output import render
 
-    settings, labels, run = validated(args, **from_index(args))
-    classifier = make_classifier(settings, run)
-    records, invalid = [], False
-    for video, outcome in outcomes(args, classifier, labels, args.videos):
-        invalid = invalid or isinstance(outcome, InvalidInputError)
-        records.append(record_of(video, outcome, args.save_embeddings))
-    text = render(records, args.format)
-    if args.output:
-        atomic_write(args.output, text)
-    else:
-        sys.stdout.write(text)
+    # Inputs are looked at before any model loads: a folder is refused, a missing file fails alone.
+    inputs = [] if args.index else checked_inputs(args.videos, args.embeddings)
+    forced = from_index(args) or ({} if args.model else stored_model(inputs))
+    settings, labels, run = validated(args, **forced)
+    records = [failure(name, item) if isinstance(item, Exception) else None for name, item in inputs]
+    invalid = any(isinstance(item, InvalidInputError) for _, item in inputs)
+    todo = [k for k, record in enumerate(records) if record is None]
+    if todo or args.index:
+        classifier = make_classifier(settings, run)
+        sources = args.videos if args.index else [inputs[k][1] for k in todo]
+        show = False if args.index else shows_progress(args)  # an index's frames are scored, not decoded
+        with Footage([] if args.index else expected_footage(sources), show) as footage:
+            classifier.progress = footage
+            for position, (video, outcome) in enumerate(outcomes(args, classifier, labels, sources)):
+                invalid = invalid or isinstance(outcome, InvalidInputError)
+                name = video if args.index else inputs[todo[position]][0]
+                record = record_of(name, outcome, args.save_embeddings)
+                footage.finished(footage_name(video), None if "error" in record else record["duration"])
+                if args.index:
+                    records.append(record)
+                else:
+                    records[todo[position]] = record
+    write_output(args.output, render(records, args.format))
     return exit_status(any("error" in r for r in records), invalid)
 
 
@@ -124,8 +139,6 @@ def cmd_scan(args) -> int:
 
 
 def _scan(args, results, videos: list[str], settings: dict, labels, run, executor) -> int:
-    from tqdm.auto import tqdm
-
     with results:
         todo = [v for v in videos if v not in results.done]
         if not todo:
@@ -134,23 +147,23 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
         classifier = make_classifier(settings, run, executor)
         ok = failed = 0
         invalid = False
-        footage, started = 0.0, time.monotonic()
-        bar = tqdm(total=len(todo), unit="video", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
-        with bar:
+        footage_seconds = 0.0
+        with Footage(expected_footage(todo), shows_progress(args)) as footage:
+            classifier.progress = footage
             for video, outcome in outcomes(args, classifier, labels, todo):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 record = record_of(video, outcome, args.save_embeddings)
                 results.write(record)
                 if "error" in record:
                     failed += 1
+                    footage.finished(video)
                 else:
                     ok += 1
-                    footage += record["duration"]
-                bar.set_postfix_str(f"{footage:.0f} s of footage, {footage / max(time.monotonic() - started, 1e-9):.1f}x real time")
-                bar.update()
+                    footage_seconds += record["duration"]
+                    footage.finished(video, record["duration"])
     skipped = len(videos) - len(todo)
     say(
-        f"scanned {len(todo)} videos ({footage:.1f} s of footage): {ok} ok, {failed} failed"
+        f"scanned {len(todo)} videos ({footage_seconds:.1f} s of footage): {ok} ok, {failed} failed"
         + (f", {skipped} already done" if skipped else "") + f" -> {args.output}"
     )
     return exit_status(failed > 0, invalid)
