@@ -27,6 +27,7 @@ from .models import DEFAULT_MODEL, Encoder, Features, load_encoder
 from .options import RunOptions, check_count
 from .prompts import Label, TextEmbeddingCache, parse_labels
 from .results import VideoResult
+from .sampling import Span
 from .scoring import ranked
 from .stream import DECODE_TIMEOUT
 
@@ -36,6 +37,18 @@ def _raised(outcome):
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
+
+
+def _events(spans: list[Span], values: np.ndarray, names: list[str], duration: float, options) -> list[dict]:
+    """`find_events` over the part of the video the windows cover (the whole video, or the part a
+    run's start/end asked for: windows begin at its start and the last reaches its end), in the
+    video's own times: events never reach outside the part."""
+    start, end = spans[0].start_seconds, spans[-1].end_seconds
+    if start == 0 and end == duration:
+        return find_events(spans, values, names, duration, options)
+    shifted = [Span(s.start_seconds - start, s.end_seconds - start) for s in spans]
+    found = find_events(shifted, values, names, end - start, options)
+    return [{**event, "start": event["start"] + start, "end": event["end"] + start} for event in found]
 
 
 class ZeroShotVideoClassifier:
@@ -238,7 +251,7 @@ class ZeroShotVideoClassifier:
         values = similarity if run.events.measure == "similarity" else scores
         return VideoResult(
             **found,
-            events=find_events(features.spans, values, names, embeddings.duration, run.events),
+            events=_events(features.spans, values, names, embeddings.duration, run.events),
             window_spans=np.array([[s.start_seconds, s.end_seconds] for s in features.spans]),
             window_scores=scores,
             window_similarity=similarity,

@@ -42,9 +42,23 @@ def flag_of(option) -> dict:
         kind = {"action": "append", "metavar": option.metavar}
     elif option.allowed:
         kind = {"choices": option.allowed}
+    elif option.parse is not None:
+        kind = {"type": _argument_type(option.parse), "metavar": option.metavar}
     else:
         kind = {"type": option.type, "metavar": option.metavar}
     return {"dest": option.name, "default": None, "help": option.help.replace("%", "%%"), **kind}
+
+
+def _argument_type(parse):
+    """`parse` as an argparse type: its message, not argparse's "invalid value", on bad text."""
+    def parsed(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parsed.__name__ = parse.__name__
+    return parsed
 
 
 class HelpFormatter(argparse.HelpFormatter):

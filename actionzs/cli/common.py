@@ -79,7 +79,8 @@ def validated(args, **forced):
 
     settings = {**settings_of(args), **forced}
     labels = labels_of(args, settings)
-    run = RunOptions(**{o.name: settings[o.name] for o in options_of("sampling")}, events=settings["events"])
+    # An option a config file does not set (one newer than the file) has the Python API's default.
+    run = RunOptions(**{o.name: settings.get(o.name, o.default) for o in options_of("sampling")}, events=settings["events"])
     for option in options_of("loading"):
         option.check(settings[option.name])
     check_output(getattr(args, "output", None))

@@ -39,12 +39,7 @@ class MessageHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            record.message = record.getMessage()
-            if self.formatter is not None:
-                text = self.formatter.format(record)
-            else:
-                text = record.message
-            write_line(text)
+            write_line(self.format(record))
         except Exception:  # a message that cannot be shown must not stop the run
             self.handleError(record)
 

@@ -10,7 +10,7 @@ from ..output import printable
 from .arguments import HelpFormatter, engine_options
 from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, expected_footage, failure,
                      footage_name, from_index, make_classifier, make_executor, outcomes, record_of, say, stored_model,
-                     validated, write_output)
+                     to_stdout, validated, write_output)
 from .progress import Footage, shows_progress
 
 
@@ -121,14 +121,17 @@ def cmd_scan(args) -> int:
         if args.inputs:
             raise InvalidInputError("give folders to scan or --index LIB, not both")
     else:
+        check_scan_inputs(args.inputs)
         videos, problems = find_videos(args.inputs)
         for problem in problems:
             say(f"warning: {problem}")
     if not videos:
         raise InvalidInputError(f"no videos found in {', '.join(args.inputs) or args.index}")
+    if to_stdout(args.output) and args.resume:
+        raise InvalidInputError("--resume reads the results back from a file: give -o FILE, not -o -")
     executor = None if args.index else make_executor(args, settings)
     try:
-        results = ResultsLog(args.output, args.resume)
+        results = StdoutResults() if to_stdout(args.output) else ResultsLog(args.output, args.resume)
     except FileExistsError as exc:
         raise InvalidInputError(str(exc)) from None
     try:
@@ -136,6 +139,36 @@ def cmd_scan(args) -> int:
     finally:
         if executor is not None:
             executor.close()
+
+
+def check_scan_inputs(inputs: list[str]) -> None:
+    """A folder or file to scan that does not exist is bad usage, said before any output file is made;
+    a missing video named among others (by its extension) gets an error record of its own."""
+    import glob
+
+    from ..video import video_suffixes
+
+    for item in inputs:
+        if not glob.has_magic(item) and not os.path.lexists(item) and os.path.splitext(item)[1].lower() not in video_suffixes():
+            raise InvalidInputError(f"{item}: no such folder or file")
+
+
+class StdoutResults:
+    """A scan's records as JSON lines on standard output (`-o -`), each written whole and flushed."""
+
+    done: frozenset[str] = frozenset()
+
+    def write(self, record: dict) -> None:
+        from ..output import json_line
+
+        sys.stdout.write(json_line(record))
+        sys.stdout.flush()
+
+    def __enter__(self) -> StdoutResults:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
 
 
 def _scan(args, results, videos: list[str], settings: dict, labels, run, executor) -> int:
@@ -164,7 +197,7 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
     skipped = len(videos) - len(todo)
     say(
         f"scanned {len(todo)} videos ({footage_seconds:.1f} s of footage): {ok} ok, {failed} failed"
-        + (f", {skipped} already done" if skipped else "") + f" -> {args.output}"
+        + (f", {skipped} already done" if skipped else "") + f" -> {'stdout' if to_stdout(args.output) else args.output}"
     )
     return exit_status(failed > 0, invalid)
 
@@ -174,9 +207,14 @@ def cmd_report(args) -> int:
     from ..report import render_report
 
     settings, labels, run = validated(args, segments=True, top_k=None)
+    [(_, checked)] = checked_inputs([args.video])  # progress and input check: before the model loads
+    if isinstance(checked, Exception):
+        failure(args.video, checked)
+        return exit_status(True, isinstance(checked, InvalidInputError))
     classifier = make_classifier(settings, run)
     try:
-        result = classifier.classify_prepared(args.video, labels, run)
+        with Footage(expected_footage([checked]), shows_progress(args)) as classifier.progress:
+            result = classifier.classify_prepared(checked, labels, run)
         if args.save_embeddings:
             result.embeddings.save(embeddings_path(args.save_embeddings, args.video))
         html = render_report(result, backend=classifier.backend)
