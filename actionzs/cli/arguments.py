@@ -62,17 +62,24 @@ def _argument_type(parse):
 
 
 class HelpFormatter(argparse.HelpFormatter):
-    """Completes each option's help with its unit, range and the value the default config gives it
-    (the config is read only when help is shown)."""
+    """Completes each option's help with its default: for an option of the schema its unit, range
+    and the value the default config gives it (the config is read only when help is shown), for
+    the others the parser's default where there is one to show. An epilog of `examples` keeps its
+    lines as written."""
 
     _config: dict | None = None
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EXAMPLES):
+            return "".join(indent + line + "\n" for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action) -> str | None:
         from ..schema import OPTIONS
 
         option = {o.name: o for o in OPTIONS}.get(action.dest)
-        if option is None:
-            return action.help
+        if option is None or action.help != flag_of(option)["help"]:  # not a flag made from the schema (search's --window)
+            return _with_default(action)
         if self._config is None:
             from ..config import load_config
 
@@ -81,9 +88,29 @@ class HelpFormatter(argparse.HelpFormatter):
             option.unit and f"in {option.unit}",
             option.bounds(),
             option.flag_none is not None and f"{option.flag_none} = {option.none_means}",
-            f"default from the config: {_shown(option, option.section(self._config).get(option.name))}",
+            f"default from the config: {_shown(option, option.section(self._config).get(option.name, option.default))}",
         ]
         return action.help + f" ({'; '.join(filter(None, details))})".replace("%", "%%")  # help is escaped already
+
+
+#: How an epilog of example command lines begins (see `examples`).
+EXAMPLES = "examples:"
+
+
+def examples(*lines: str) -> str:
+    """An epilog of example command lines, shown as written."""
+    return "\n".join([EXAMPLES, *(f"  {line}" for line in lines)])
+
+
+def _with_default(action) -> str | None:
+    """An option's help with "(default X)" added, unless it says its default already or has none
+    worth showing (None, a flag that is off, an empty list)."""
+    text = action.help
+    if text is None or text == argparse.SUPPRESS or "default" in text or not action.option_strings:
+        return text
+    if action.default in (None, False, [], argparse.SUPPRESS) or isinstance(action, argparse._StoreTrueAction):
+        return text
+    return f"{text} (default %(default)s)"
 
 
 def _shown(option, value) -> str:

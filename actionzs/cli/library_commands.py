@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from .arguments import HelpFormatter, engine_options, flag_of, progress_option
+from .arguments import HelpFormatter, engine_options, examples, flag_of, progress_option
 from .common import EXIT_FAILED, EXIT_OK, check_output, make_executor, make_folder, say, settings_of, write_output
 from .progress import Footage, shows_progress
 
@@ -19,7 +19,9 @@ def add_parsers(commands) -> None:
         "index", formatter_class=HelpFormatter, help="embed a library of videos and images once, for search and re-labelling",
         description="Embed every video and image under folders or globs (frames at --fps) into an index file; a second "
                     "run embeds only new or changed files and retries failed ones. For an existing index, --model and "
-                    "--fps default to those it was built with (the config's defaults are for a new one).")
+                    "--fps default to those it was built with (the config's defaults are for a new one).",
+        epilog=examples("actionzs index /data/footage --index /data/footage/lib.actionzs",
+                        "actionzs index /data/footage --index /data/footage/lib.actionzs --prune   # later: only what changed"))
     index.add_argument("inputs", nargs="+", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
     index.add_argument("--index", required=True, metavar="LIB", help="the index file (made if missing); paths are stored relative to its folder")
     for name in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "keyframes"):
@@ -35,7 +37,9 @@ def add_parsers(commands) -> None:
     search = commands.add_parser(
         "search", formatter_class=HelpFormatter, help="find the moments of an indexed library that match a text, an image or a moment",
         description="Rank the moments of an index by how well they match: a text, an image (--image) or a stored moment "
-                    "(--like VIDEO@SECONDS). Several queries share one pass.")
+                    "(--like VIDEO@SECONDS). Several queries share one pass.",
+        epilog=examples('actionzs search "a person climbing a fence" --index lib.actionzs --top 10',
+                        "actionzs search --like cam1.mp4@754.5 --image suspect.jpg --index lib.actionzs --format json -o -"))
     search.add_argument("text", nargs="?", metavar="TEXT", help="what to look for, in words")
     search.add_argument("--index", required=True, metavar="LIB", help="the index file")
     search.add_argument("-q", "--query", dest="queries", action="append", default=[], metavar="TEXT", help="another text query; repeatable")

@@ -113,8 +113,8 @@ class Footage:
         self.videos_done += 1
         self.current, self.current_done, self.current_total = None, 0.0, 0.0
         if self._video_bar is not None:
-            self._video_bar.reset(total=1)
             self._video_bar.set_description_str("", refresh=False)
+            self._video_bar.reset(total=1)
         self._show()
 
     def _start(self, video: str, total_seconds: float) -> None:
@@ -122,8 +122,8 @@ class Footage:
         self.expected[video] = total_seconds  # counted from now on as what it really is
         self.current, self.current_done, self.current_total = video, 0.0, total_seconds
         if self._video_bar is not None:
-            self._video_bar.reset(total=max(total_seconds, 1e-9))
             self._video_bar.set_description_str(_short(video), refresh=False)
+            self._video_bar.reset(total=max(total_seconds, 1e-9))
 
     # -- drawing -----------------------------------------------------------------------------------
 
@@ -161,7 +161,7 @@ class Footage:
         if self.bars:
             from tqdm.auto import tqdm
 
-            form = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}] {postfix}"
+            form = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
             self._run_bar = tqdm(total=max(self.total_seconds, 1e-9), desc=self.what, unit="s", file=sys.stderr,
                                  dynamic_ncols=True, bar_format=form, position=0)
             self._video_bar = tqdm(total=1, desc="", unit="s", file=sys.stderr, dynamic_ncols=True, leave=False,

@@ -7,7 +7,7 @@ import sys
 
 from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
-from .arguments import HelpFormatter, engine_options
+from .arguments import HelpFormatter, engine_options, examples
 from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, expected_footage, failure,
                      footage_name, from_index, make_classifier, make_executor, outcomes, record_of, say, stored_model,
                      to_stdout, validated, write_output)
@@ -17,8 +17,9 @@ from .progress import Footage, shows_progress
 def add_parsers(commands, shared) -> None:
     from ..schema import option
 
-    probe = commands.add_parser("probe", help="print videos' true metadata",
-                                description="Print each video's true metadata (frames that decode, fps, duration, size).")
+    probe = commands.add_parser("probe", formatter_class=HelpFormatter, help="print videos' true metadata",
+                                description="Print each video's true metadata (frames that decode, fps, duration, size).",
+                                epilog=examples("actionzs probe match.mp4 cam1.mkv", "actionzs probe --json footage/*.mp4 > info.json"))
     probe.add_argument("videos", nargs="+", metavar="VIDEO")
     probe.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
     backend = option("backend")
@@ -26,7 +27,11 @@ def add_parsers(commands, shared) -> None:
 
     classify = commands.add_parser("classify", parents=[shared], formatter_class=HelpFormatter,
                                    help="rank labels for videos (and segments)",
-                                   description="Rank candidate labels for each video; with --segments also per time window, with events.")
+                                   description="Rank candidate labels for each video; with --segments also per time window, with events.",
+                                   epilog=examples(
+                                       'actionzs classify match.mp4 -l "shooting a free throw" -l "dribbling" --segments',
+                                       "actionzs classify cam1.mp4 --labels-file labels.txt --segments --start 01:00:00 --end 01:30:00 --format json -o -",
+                                       'actionzs classify embeddings/cam1-3f2a9c01d4.npz -l "a person running" -l "a car parking"'))
     classify.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or images (with --index: some of its files; default all)")
     classify.add_argument("--index", metavar="LIB", help="score the frames stored in this index instead of decoding the videos")
     classify.add_argument("--embeddings", metavar="DIR",
@@ -38,7 +43,10 @@ def add_parsers(commands, shared) -> None:
     scan = commands.add_parser("scan", parents=[shared], formatter_class=HelpFormatter,
                                help="classify every video under folders into a JSONL file",
                                description="Classify every video under folders or globs; one JSON line per video. "
-                                           "A video that fails becomes an error record and the scan goes on.")
+                                           "A video that fails becomes an error record and the scan goes on.",
+                               epilog=examples("actionzs scan /archive/cam3 --labels-file labels.txt -o cam3.jsonl --segments",
+                                               "actionzs scan /archive/cam3 --labels-file labels.txt -o cam3.jsonl --segments --resume",
+                                               "actionzs scan 'footage/**/*.mkv' --config surveillance -o - | jq .video"))
     scan.add_argument("inputs", nargs="*", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
     scan.add_argument("--index", metavar="LIB", help="score every file stored in this index instead of decoding videos")
     scan.add_argument("-o", "--output", required=True, metavar="FILE", help="results, one JSON line per video")
@@ -48,7 +56,9 @@ def add_parsers(commands, shared) -> None:
 
     report = commands.add_parser("report", parents=[shared], formatter_class=HelpFormatter,
                                  help="write a self-contained HTML report for one video",
-                                 description="Write one self-contained HTML file: label x time heatmap, events with keyframes, clip ranking.")
+                                 description="Write one self-contained HTML file: label x time heatmap, events with keyframes, clip ranking.",
+                                 epilog=examples("actionzs report match.mp4 --labels-file plays.txt -o match.html",
+                                                 'actionzs report cam1.mp4 -l "a person climbing a fence" --start 00:10:00 --end 00:20:00 -o cam1.html'))
     report.add_argument("video", metavar="VIDEO")
     report.add_argument("-o", "--output", required=True, metavar="FILE", help="the HTML file to write")
 
@@ -62,7 +72,10 @@ def cmd_probe(args) -> int:
     for path in args.videos:
         try:
             with bounded_call(lambda: open_video(path, args.backend), path, DECODE_TIMEOUT) as video:
-                records.append(video.info())
+                info = video.info()
+            # "video" names the file as in every other record (classify, scan, errors); "path", its
+            # old name here, stays for the scripts that read it.
+            records.append({"video": info["path"], **info})
         except ActionzsError as exc:
             records.append(failure(path, exc))
             failed += 1
@@ -71,7 +84,7 @@ def cmd_probe(args) -> int:
     else:
         rows = [("video", "backend", "frames", "fps", "duration", "size")]
         rows += [
-            (printable(r["path"]), r["backend"], str(r["num_frames"]), f"{r['fps']:.3f}", hms(r["duration"]), f"{r['width']}x{r['height']}")
+            (printable(r["video"]), r["backend"], str(r["num_frames"]), f"{r['fps']:.3f}", hms(r["duration"]), f"{r['width']}x{r['height']}")
             for r in records if "error" not in r
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
