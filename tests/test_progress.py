@@ -120,6 +120,7 @@ def folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # a real process per run, each loading the model
 def test_on_a_terminal_bars_show_footage_and_messages_are_lines_of_their_own(clip_dir, folder, tmp_path):
     code, terminal = _run_on_terminal(
         ["scan", folder, "-l", "cat", "--model", clip_dir, "--segments", "--batch-size", "2", "-o", tmp_path / "out.jsonl"],
@@ -135,6 +136,7 @@ def test_on_a_terminal_bars_show_footage_and_messages_are_lines_of_their_own(cli
     assert any(ln.startswith("scanned 3 videos") for ln in lines)
 
 
+@pytest.mark.slow  # a real process per run, each loading the model
 def test_in_a_log_progress_is_plain_lines_only_when_asked(clip_dir, folder, tmp_path):
     base = [sys.executable, "-m", "actionzs", "scan", str(folder), "-l", "cat", "--model", str(clip_dir)]
     quiet_log = subprocess.run([*base, "-o", str(tmp_path / "one.jsonl")], capture_output=True, text=True,
@@ -148,6 +150,7 @@ def test_in_a_log_progress_is_plain_lines_only_when_asked(clip_dir, folder, tmp_
     assert all(ln.startswith(("progress:", "error:", "scanned")) for ln in lines), asked.stderr
 
 
+@pytest.mark.slow  # a real process per run, each loading the model
 def test_quiet_draws_nothing_even_on_a_terminal(clip_dir, folder, tmp_path):
     code, terminal = _run_on_terminal(
         ["classify", folder / "a.mp4", "-l", "cat", "--model", clip_dir, "-q", "--progress", "-o", tmp_path / "r.json",
