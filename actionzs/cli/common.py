@@ -178,22 +178,21 @@ def load_embeddings(path: str):
     return (ClipEmbeddings if kind == ClipEmbeddings.kind else FrameEmbeddings).load(path)
 
 
-def footage_name(item) -> str:
-    """The name the classifier's progress hook gives an input: a path as given, stored embeddings
-    by the video they were made from."""
-    from ..embed import source_name
-
-    return source_name(item)
-
-
-def expected_footage(items: list) -> list[tuple[str, float]]:
+def expected_footage(items: list, read: bool = True) -> list[tuple[str, float]]:
     """(name, seconds) of each input as far as it is known before decoding: a container's header
-    for a video (0 when it says nothing), the stored duration for embeddings."""
+    for a video (0 when it says nothing, or without `read`: a header costs ~8 ms to open), the
+    stored duration for embeddings; named as the classifier's progress hook names them (stored
+    embeddings by the video they were made from)."""
+    from ..embed import source_name
     from ..embeddings import StoredEmbeddings
     from ..video import header_seconds
 
-    return [(footage_name(item), float(item.duration) if isinstance(item, StoredEmbeddings) else header_seconds(item))
-            for item in items]
+    def seconds(item) -> float:
+        if isinstance(item, StoredEmbeddings):
+            return float(item.duration)
+        return header_seconds(item) if read else 0.0
+
+    return [(source_name(item), seconds(item)) for item in items]
 
 
 def stored_model(inputs: list[tuple[str, object]]) -> dict:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from .arguments import HelpFormatter, engine_options, examples, flag_of, progress_option
-from .common import EXIT_FAILED, EXIT_OK, check_output, make_executor, make_folder, say, settings_of, write_output
+from .common import (EXIT_FAILED, EXIT_OK, check_output, expected_footage, make_executor, make_folder, say, settings_of,
+                     write_output)
 from .progress import Footage, shows_progress
 
 
@@ -79,7 +80,6 @@ def cmd_index(args) -> int:
 
 def _index(args, settings: dict, executor) -> int:
     from ..library import Library
-    from ..video import header_seconds
 
     new = not os.path.exists(args.index)
     library = Library(
@@ -94,7 +94,7 @@ def _index(args, settings: dict, executor) -> int:
 
     def planned(update) -> None:
         planned_paths.update(path for path, _ in update.embed)
-        footage.expect([(path, header_seconds(path)) for path, _ in update.embed])
+        footage.expect(expected_footage([path for path, _ in update.embed], footage.shown))
 
     def progress(path: str, seconds: float, error: str | None) -> None:
         if error is not None:

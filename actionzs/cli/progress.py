@@ -78,15 +78,21 @@ class Footage:
         self.videos_done = 0
         self.current: str | None = None
         self.current_done = self.current_total = 0.0
-        self.started = time.monotonic()
-        self._last_line = self.started
         self.expect(expected)
+
+    @property
+    def shown(self) -> bool:
+        """Whether anything is drawn: lengths are worth reading from the files' headers only then."""
+        return self.bars or self.lines
 
     def expect(self, expected: list[tuple[str, float]]) -> None:
         """The videos to come, with their expected lengths (once they are known)."""
         self.expected = dict(expected)
         self.videos = len(expected)
         self.total_seconds = float(sum(seconds for _, seconds in expected))
+        self.started = self._last_line = time.monotonic()  # the work starts now: rates and ETAs count from here
+        if self._run_bar is not None:
+            self._run_bar.reset(total=max(self.total_seconds, 1e-9))
         self._show()
 
     # -- the classifier's hook ---------------------------------------------------------------------

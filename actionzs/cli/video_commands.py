@@ -9,7 +9,7 @@ from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from .arguments import HelpFormatter, engine_options, examples
 from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, expected_footage, failure,
-                     footage_name, from_index, make_classifier, make_executor, outcomes, record_of, say, stored_model,
+                     from_index, make_classifier, make_executor, outcomes, record_of, say, stored_model,
                      to_stdout, validated, write_output)
 from .progress import Footage, shows_progress
 
@@ -94,6 +94,7 @@ def cmd_probe(args) -> int:
 
 
 def cmd_classify(args) -> int:
+    from ..embed import source_name
     from ..output import render
 
     # Inputs are looked at before any model loads: a folder is refused, a missing file fails alone.
@@ -107,13 +108,14 @@ def cmd_classify(args) -> int:
         classifier = make_classifier(settings, run)
         sources = args.videos if args.index else [inputs[k][1] for k in todo]
         show = False if args.index else shows_progress(args)  # an index's frames are scored, not decoded
-        with Footage([] if args.index else expected_footage(sources), show) as footage:
+        with Footage(show=show) as footage:
+            footage.expect([] if args.index else expected_footage(sources, footage.shown))
             classifier.progress = footage
             for position, (video, outcome) in enumerate(outcomes(args, classifier, labels, sources)):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 name = video if args.index else inputs[todo[position]][0]
                 record = record_of(name, outcome, args.save_embeddings)
-                footage.finished(footage_name(video), None if "error" in record else record["duration"])
+                footage.finished(source_name(video), None if "error" in record else record["duration"])
                 if args.index:
                     records.append(record)
                 else:
@@ -194,19 +196,19 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
         ok = failed = 0
         invalid = False
         footage_seconds = 0.0
-        with Footage(expected_footage(todo), shows_progress(args)) as footage:
+        with Footage(show=False if args.index else shows_progress(args)) as footage:  # an index's: no decoding
+            footage.expect([] if args.index else expected_footage(todo, footage.shown))
             classifier.progress = footage
             for video, outcome in outcomes(args, classifier, labels, todo):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 record = record_of(video, outcome, args.save_embeddings)
                 results.write(record)
+                footage.finished(video, None if "error" in record else record["duration"])
                 if "error" in record:
                     failed += 1
-                    footage.finished(video)
                 else:
                     ok += 1
                     footage_seconds += record["duration"]
-                    footage.finished(video, record["duration"])
     skipped = len(videos) - len(todo)
     say(
         f"scanned {len(todo)} videos ({footage_seconds:.1f} s of footage): {ok} ok, {failed} failed"
@@ -226,7 +228,9 @@ def cmd_report(args) -> int:
         return exit_status(True, isinstance(checked, InvalidInputError))
     classifier = make_classifier(settings, run)
     try:
-        with Footage(expected_footage([checked]), shows_progress(args)) as classifier.progress:
+        with Footage(show=shows_progress(args)) as footage:
+            footage.expect(expected_footage([checked], footage.shown))
+            classifier.progress = footage
             result = classifier.classify_prepared(checked, labels, run)
         if args.save_embeddings:
             result.embeddings.save(embeddings_path(args.save_embeddings, args.video))
