@@ -106,6 +106,17 @@ def test_dash_output_writes_to_stdout_and_makes_no_file(capsys, tmp_path, clip_d
     assert code == 2 and "--resume" in err
 
 
+def test_search_writes_to_stdout_with_dash(capsys, tmp_path, clip_dir, clip10, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "index", clip10, "--index", "lib.actionzs", "--model", clip_dir, "-q")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "search", "a red ball", "--index", "lib.actionzs", "--format", "json", "-o", "-", "--top", "1")
+    assert code == 0, err
+    [moment] = json.loads(out)
+    assert os.path.samefile(moment["video"], clip10) and moment["rank"] == 1
+    assert not (tmp_path / "-").exists()
+
+
 def test_scan_of_a_missing_folder_leaves_no_output_behind(capsys, tmp_path):
     out = tmp_path / "results.jsonl"
     code, _, err = run_cli(capsys, "scan", tmp_path / "no-such-folder", "-l", "cat", "--model", NO_MODEL, "-o", out)

@@ -157,3 +157,36 @@ def test_quiet_draws_nothing_even_on_a_terminal(clip_dir, folder, tmp_path):
          "--format", "json"], tmp_path)
     assert code == 0 and terminal.strip() == "", terminal
     assert json.loads((tmp_path / "r.json").read_text())[0]["duration"] == pytest.approx(12.0)
+
+
+def test_log_records_and_messages_go_above_the_bars_as_lines_of_their_own(monkeypatch):
+    """A warning logged (or a message said) while the bars show: tqdm clears them, writes the line
+    and draws them again, so the line is whole and the bars stay below it."""
+    import io
+    import logging
+
+    import actionzs.cli.progress as progress
+    from actionzs.cli.common import say
+
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(progress, "_is_terminal", lambda stream: True)
+    handler = progress.MessageHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("actionzs.test-progress")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        with Footage([("a.mp4", 10.0)], show=None) as footage:
+            footage("a.mp4", 4.0, 10.0)
+            logger.warning("a warning mid-run")
+            say("error: b.mp4: no such file")
+            footage.finished("a.mp4", 10.0)
+    finally:
+        logger.removeHandler(handler)
+    text = terminal.getvalue()
+    for line in ("WARNING: a warning mid-run\n", "error: b.mp4: no such file\n"):
+        at = text.index(line)
+        # It starts a line of its own: after a line end, a return or the cursor moved up to a cleared line.
+        assert text[:at].endswith(("\n", "\r", "\r\x1b[A")), repr(text[at - 20 : at])
+    assert "footage: 100%" in text.rsplit("error: b.mp4", 1)[1]  # the bars drawn again below
