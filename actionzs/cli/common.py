@@ -134,16 +134,11 @@ def make_classifier(settings: dict, run, executor=None):
 def checked_inputs(paths: list[str], embeddings_folder: str | None = None) -> list[tuple[str, object]]:
     """(name, what to classify) for each input, looked at before any model loads: a video's path as
     given, stored embeddings (`.npz`, and each `.npz` under `embeddings_folder`) loaded, and the
-    error of a file that is missing or unreadable (a failure of its own; the others go on). A
-    folder is bad usage: `scan` is the command for folders."""
+    error of a file that is missing, unreadable or a folder (a failure of its own, pointing at
+    `scan`, the command for folders; the others go on)."""
+    from ..errors import VideoDecodeError
     from ..video import _check_path
 
-    for path in paths:
-        if os.path.isdir(path):
-            raise InvalidInputError(
-                f"{path}: is a directory; `actionzs scan {path} -o results.jsonl ...` classifies the videos under a folder"
-                + (", `--embeddings DIR` the stored embeddings in one" if not embeddings_folder else "")
-            )
     if embeddings_folder is not None:
         if not os.path.isdir(embeddings_folder):
             raise InvalidInputError(f"--embeddings {embeddings_folder}: no such folder")
@@ -154,6 +149,10 @@ def checked_inputs(paths: list[str], embeddings_folder: str | None = None) -> li
     checked = []
     for path in paths:
         try:
+            if os.path.isdir(path):
+                raise VideoDecodeError(path, (
+                    f"is a directory, not a video file; `actionzs scan {path} -o results.jsonl ...` classifies the videos "
+                    "under a folder" + ("" if embeddings_folder else ", `--embeddings DIR` the stored embeddings in one")))
             if path.lower().endswith(".npz"):
                 checked.append((path, load_embeddings(path)))
                 continue
