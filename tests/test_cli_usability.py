@@ -115,6 +115,8 @@ def test_search_writes_to_stdout_with_dash(capsys, tmp_path, clip_dir, clip10, m
     [moment] = json.loads(out)
     assert os.path.samefile(moment["video"], clip10) and moment["rank"] == 1
     assert not (tmp_path / "-").exists()
+    code, _, err = run_cli(capsys, "classify", "--index", "lib.actionzs", "-l", "cat", "--end", "5")
+    assert code == 2 and "lib.actionzs holds whole files" in err
 
 
 def test_scan_of_a_missing_folder_leaves_no_output_behind(capsys, tmp_path):
@@ -142,6 +144,8 @@ def test_stored_embeddings_are_rescored_by_the_model_that_made_them(capsys, tmp_
         assert again["segments"] == first["segments"]
     code, _, err = run_cli(capsys, "classify", saved, "--model", siglip_dir, *argv)
     assert code == 2 and f"embeddings are from {str(clip_dir)!r}" in err and "embed the video again" in err
+    code, _, err = run_cli(capsys, "classify", saved, "--start", "2", *argv)
+    assert code == 2 and "stored embeddings keep the part they were made of" in err
 
 
 def test_a_file_that_is_no_stored_embeddings_is_refused_naming_it(capsys, tmp_path, clip_dir):

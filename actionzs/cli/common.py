@@ -194,18 +194,22 @@ def expected_footage(items: list, read: bool = True) -> list[tuple[str, float]]:
     return [(source_name(item), seconds(item)) for item in items]
 
 
-def stored_model(inputs: list[tuple[str, object]]) -> dict:
-    """The model that made the stored embeddings among `inputs` (the one to score them with when no
-    --model is given); embeddings of several models cannot be scored in one run."""
+def from_stored(args, inputs: list[tuple[str, object]]) -> dict:
+    """What stored embeddings among `inputs` fix: the model that made them, unless --model is given
+    (one model per run), and the part of each video (so no --start/--end)."""
     from ..embeddings import StoredEmbeddings
 
     models = {item.fingerprint: item.model for _, item in inputs if isinstance(item, StoredEmbeddings)}
+    if models and (args.start is not None or args.end is not None):
+        raise InvalidInputError("--start/--end choose the frames embedded; stored embeddings keep the part they were made of")
+    if args.model or not models:
+        return {}
     if len(models) > 1:
         raise InvalidInputError(
             f"the embeddings were made by {len(models)} models ({', '.join(sorted(set(models.values())))}); "
             "score each model's embeddings in a run of its own"
         )
-    return {"model": next(iter(models.values()))} if models else {}
+    return {"model": next(iter(models.values()))}
 
 
 def make_folder(folder: str | None) -> None:
@@ -274,6 +278,8 @@ def from_index(args) -> dict:
         raise InvalidInputError(f"{args.index}: the index holds {held}, not --fps {args.fps:g}")
     if args.keyframes is not None and args.keyframes != bool(sampling.get("keyframes")):
         raise InvalidInputError(f"{args.index}: the index holds {held}, not {'' if args.keyframes else 'no '}keyframes")
+    if args.start is not None or args.end is not None:
+        raise InvalidInputError(f"--start/--end choose the frames embedded; {args.index} holds whole files")
     forced = {"num_frames": None, "keyframes": bool(sampling.get("keyframes"))}
     forced.update({"fps": sampling["fps"]} if "fps" in sampling else {})
     return {**forced, **({} if args.model else {"model": built["model"]})}

@@ -9,7 +9,7 @@ from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from .arguments import HelpFormatter, engine_options, examples
 from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, expected_footage, failure,
-                     from_index, make_classifier, make_executor, outcomes, record_of, say, stored_model,
+                     from_index, from_stored, make_classifier, make_executor, outcomes, record_of, say,
                      to_stdout, validated, write_output)
 from .progress import Footage, shows_progress
 
@@ -99,7 +99,7 @@ def cmd_classify(args) -> int:
 
     # Inputs are looked at before any model loads: a folder is refused, a missing file fails alone.
     inputs = [] if args.index else checked_inputs(args.videos, args.embeddings)
-    forced = from_index(args) or ({} if args.model else stored_model(inputs))
+    forced = from_index(args) or from_stored(args, inputs)
     settings, labels, run = validated(args, **forced)
     records = [failure(name, item) if isinstance(item, Exception) else None for name, item in inputs]
     invalid = any(isinstance(item, InvalidInputError) for _, item in inputs)
