@@ -19,6 +19,8 @@ from ..output import printable
 
 #: In a log, `--progress` writes one line at most this often (and one at the end).
 LINE_SECONDS = 30.0
+#: On a terminal, the bars are drawn again at most this often (a GPU encodes hundreds of batches a second).
+DRAW_SECONDS = 0.1
 
 #: The bars showing now (at most one `Footage`): messages are written above them.
 _showing: list[Footage] = []
@@ -78,6 +80,7 @@ class Footage:
         self.videos_done = 0
         self.current: str | None = None
         self.current_done = self.current_total = 0.0
+        self._drawn = 0.0
         self.expect(expected)
 
     @property
@@ -106,7 +109,7 @@ class Footage:
             self.total_seconds += total_seconds - self.current_total
             self.current_total = total_seconds
         self.current_done = min(max(done_seconds, self.current_done), total_seconds)
-        self._show()
+        self._show(force=False)
 
     def finished(self, video: str, seconds: float | None = None) -> None:
         """`video`'s outcome is in: its true length (`seconds`) counts as done; a failed one
@@ -137,7 +140,13 @@ class Footage:
     def done_seconds(self) -> float:
         return self.closed_seconds + self.current_done
 
-    def _show(self) -> None:
+    def _show(self, force: bool = True) -> None:
+        now = time.monotonic()
+        if self.lines and now - self._last_line >= LINE_SECONDS:
+            self._line()
+        if not force and now - self._drawn < DRAW_SECONDS:
+            return
+        self._drawn = now
         if self._run_bar is not None:
             self._run_bar.total = max(self.total_seconds, self.done_seconds, 1e-9)
             self._run_bar.n = self.done_seconds
@@ -146,8 +155,6 @@ class Footage:
         if self._video_bar is not None and self.current is not None:
             self._video_bar.n = self.current_done
             self._video_bar.refresh()
-        if self.lines and time.monotonic() - self._last_line >= LINE_SECONDS:
-            self._line()
 
     def _line(self) -> None:
         self._last_line = time.monotonic()
