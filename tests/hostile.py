@@ -718,7 +718,7 @@ def _(w):
 
 @cli_case("model a/b/c/d")
 def _(w):
-    return _refused(w, LABEL_ARGS, 1, "neither a checkpoint directory nor a hub id", model="a/b/c/d")
+    return _refused(w, LABEL_ARGS, 1, "no such folder", "a hub id reads owner/name", model="a/b/c/d")
 
 
 # labels files and configs that are not small regular UTF-8 files: refused at once, named
