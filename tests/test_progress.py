@@ -190,3 +190,14 @@ def test_log_records_and_messages_go_above_the_bars_as_lines_of_their_own(monkey
         # It starts a line of its own: after a line end, a return or the cursor moved up to a cleared line.
         assert text[:at].endswith(("\n", "\r", "\r\x1b[A")), repr(text[at - 20 : at])
     assert "footage: 100%" in text.rsplit("error: b.mp4", 1)[1]  # the bars drawn again below
+
+
+def test_with_start_and_end_only_the_part_counts_from_its_start():
+    footage = Footage([("a", 100.0), ("b", 20.0)], show=False, part=(30.0, 60.0))
+    assert footage.total_seconds == 30.0  # b ends before the part begins
+    footage("a", 45.0, 100.0)  # a frame at 45 s: half the part
+    assert (footage.done_seconds, footage.total_seconds) == (15.0, 30.0)
+    footage("a", 100.0, 100.0)
+    footage.finished("a", 100.0)
+    footage.finished("b", 20.0)
+    assert (footage.done_seconds, footage.total_seconds, footage.videos_done) == (30.0, 30.0, 2)

@@ -66,15 +66,18 @@ class Footage:
     container's header; 0 when unknown); the classifier reports the true one. Call the object as the
     classifier's `progress` hook (`video, done_seconds, total_seconds`), `finished` once each
     video's outcome is in (a video that failed counts as done), and use it as a context manager.
-    `show`: True always, False never, None on a terminal only.
+    `show`: True always, False never, None on a terminal only. `part` (start, end or None) is the
+    part of each video a run works on (`--start/--end`): only it counts, from its start.
     """
 
-    def __init__(self, expected: list[tuple[str, float]] = (), show: bool | None = None, what: str = "footage"):
+    def __init__(self, expected: list[tuple[str, float]] = (), show: bool | None = None, what: str = "footage",
+                 part: tuple[float, float | None] = (0.0, None)):
         terminal = _is_terminal(sys.stderr)
         wanted = terminal if show is None else show
         self.bars = wanted and terminal
         self.lines = wanted and not terminal
         self.what = what
+        self.part = part
         self._run_bar = self._video_bar = None
         self.closed_seconds = 0.0  # footage of the videos finished
         self.videos_done = 0
@@ -90,6 +93,7 @@ class Footage:
 
     def expect(self, expected: list[tuple[str, float]]) -> None:
         """The videos to come, with their expected lengths (once they are known)."""
+        expected = [(video, self._in_part(seconds)) for video, seconds in expected]
         self.expected = dict(expected)
         self.videos = len(expected)
         self.total_seconds = float(sum(seconds for _, seconds in expected))
@@ -101,6 +105,8 @@ class Footage:
     # -- the classifier's hook ---------------------------------------------------------------------
 
     def __call__(self, video: str, done_seconds: float, total_seconds: float) -> None:
+        done_seconds = min(max(done_seconds - self.part[0], 0.0), self._in_part(total_seconds))
+        total_seconds = self._in_part(total_seconds)
         if video != self.current:
             if self.current is not None:  # its outcome was not reported: done as far as it went
                 self.finished(self.current, self.current_done)
@@ -116,7 +122,7 @@ class Footage:
         (None) counts the length it was expected to have."""
         if video != self.current:
             self._start(video, self.expected.get(video, 0.0))
-        length = self.current_total if seconds is None else seconds
+        length = self.current_total if seconds is None else self._in_part(seconds)
         self.total_seconds += length - self.current_total
         self.closed_seconds += length
         self.videos_done += 1
@@ -125,6 +131,11 @@ class Footage:
             self._video_bar.set_description_str("", refresh=False)
             self._video_bar.reset(total=1)
         self._show()
+
+    def _in_part(self, seconds: float) -> float:
+        """How much of a video `seconds` long the run's part covers."""
+        start, end = self.part
+        return max(0.0, (seconds if end is None else min(seconds, end)) - start)
 
     def _start(self, video: str, total_seconds: float) -> None:
         self.total_seconds += total_seconds - self.expected.get(video, 0.0)

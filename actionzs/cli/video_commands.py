@@ -108,7 +108,7 @@ def cmd_classify(args) -> int:
         classifier = make_classifier(settings, run)
         sources = args.videos if args.index else [inputs[k][1] for k in todo]
         show = False if args.index else shows_progress(args)  # an index's frames are scored, not decoded
-        with Footage(show=show) as footage:
+        with Footage(show=show, part=(run.start, run.end)) as footage:
             footage.expect([] if args.index else expected_footage(sources, footage.shown))
             classifier.progress = footage
             for position, (video, outcome) in enumerate(outcomes(args, classifier, labels, sources)):
@@ -196,7 +196,7 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
         ok = failed = 0
         invalid = False
         footage_seconds = 0.0
-        with Footage(show=False if args.index else shows_progress(args)) as footage:  # an index's: no decoding
+        with Footage(show=False if args.index else shows_progress(args), part=(run.start, run.end)) as footage:
             footage.expect([] if args.index else expected_footage(todo, footage.shown))
             classifier.progress = footage
             for video, outcome in outcomes(args, classifier, labels, todo):
@@ -228,7 +228,7 @@ def cmd_report(args) -> int:
         return exit_status(True, isinstance(checked, InvalidInputError))
     classifier = make_classifier(settings, run)
     try:
-        with Footage(show=shows_progress(args)) as footage:
+        with Footage(show=shows_progress(args), part=(run.start, run.end)) as footage:
             footage.expect(expected_footage([checked], footage.shown))
             classifier.progress = footage
             result = classifier.classify_prepared(checked, labels, run)
