@@ -172,6 +172,24 @@ def test_bad_times_are_refused(text):
         seconds_of(text)
 
 
+def test_the_part_of_a_timeline_and_its_windows():
+    from actionzs import sampling
+
+    timeline = sampling.Timeline(np.arange(100) / 10, 10.0, keyframes=np.arange(0, 100, 25))
+    assert sampling.part(timeline, 2.5, None) == (2.5, 10.0) and sampling.part(timeline, 0, 99) == (0, 10.0)
+    with pytest.raises(VideoOptionsError, match="at or past the end of the video"):
+        sampling.part(timeline, 10.0, None)
+    shifted = sampling.windows(9.0, 2.0, 1.5, start=2.5)
+    plain = sampling.windows(6.5, 2.0, 1.5)
+    assert [(s.start_seconds, s.end_seconds) for s in shifted] == pytest.approx(
+        [(2.5 + s.start_seconds, 2.5 + s.end_seconds) for s in plain])
+    assert shifted[-1].end_seconds == 9.0
+    inside = sampling.keyframes_in(timeline, 2.0, 7.6)
+    assert inside.indices.tolist() == [25, 50, 75] and inside.pts_seconds.tolist() == [2.5, 5.0, 7.5]
+    with pytest.raises(VideoOptionsError, match="no keyframe lies between 5.5 s and 7 s"):
+        sampling.keyframes_in(timeline, 5.5, 7.0)
+
+
 def test_start_and_end_checked_with_the_other_options():
     assert RunOptions(start="00:00:03", end="5.5").start == 3.0
     with pytest.raises(InvalidInputError, match=r"end \(2 s\) must be after start \(3 s\)"):
