@@ -141,6 +141,7 @@ class ZeroShotVideoClassifier:
 
     def classify_prepared(self, video, labels: list[Label], run: RunOptions) -> VideoResult:
         """`classify` with labels and options from `prepare`; the result keeps its embeddings."""
+        self._check_thresholds(labels, run)
         [(_, outcome)] = self._classified([video], labels, run)
         return _raised(outcome)
 
@@ -171,8 +172,15 @@ class ZeroShotVideoClassifier:
     # -- preprocess: labels and options, validated before any decoding ---------------------------
 
     def prepare(self, candidate_labels, **options) -> tuple[list[Label], RunOptions]:
-        """Parsed labels and this call's options (the classifier's, overridden by `options`)."""
-        return parse_labels(candidate_labels), self.options.updated(**options)
+        """Parsed labels and this call's options (the classifier's, overridden by `options`); a
+        thresholds file (`events.thresholds`) checked against this model and these labels."""
+        labels, run = parse_labels(candidate_labels), self.options.updated(**options)
+        self._check_thresholds(labels, run)
+        return labels, run
+
+    def _check_thresholds(self, labels: list[Label], run: RunOptions) -> None:
+        if run.segments and run.events.calibrated is not None:
+            run.events.calibrated.check(self.encoder, [label.name for label in labels], run.hypothesis_template)
 
     # -- forward: video -> embeddings (each frame once, cached per video) ------------------------
 
@@ -252,6 +260,7 @@ class ZeroShotVideoClassifier:
         return VideoResult(
             **found,
             events=_events(features.spans, values, names, embeddings.duration, run.events),
+            thresholds=run.events.described(names),
             window_spans=np.array([[s.start_seconds, s.end_seconds] for s in features.spans]),
             window_scores=scores,
             window_similarity=similarity,

@@ -41,15 +41,22 @@ CONFIG_BYTES = 2**20
 CONFIG_DEPTH = 16
 
 
-def _read(path: Path) -> dict:
+def read_yaml(path: str | Path, what: str, max_bytes: int):
+    """The YAML document of a user's file (a config, a thresholds or examples file), read with
+    bounds: at most `max_bytes`, no aliases (a few lines of them expand to millions of nodes), no
+    nesting deeper than `CONFIG_DEPTH`; anything else an `InvalidInputError` naming the file."""
     import yaml
 
-    text = read_text_file(path, "config", CONFIG_BYTES)
+    text = read_text_file(path, what, max_bytes)
     try:
         _check_shape(path, yaml.parse(text, Loader=yaml.SafeLoader))
-        data = yaml.safe_load(text) or {}
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InvalidInputError(f"{path}: not valid YAML ({str(exc)[:500]})") from None
+
+
+def _read(path: Path) -> dict:
+    data = read_yaml(path, "config", CONFIG_BYTES) or {}
     if not isinstance(data, dict):
         raise InvalidInputError(f"{path}: a config must be a mapping of keys to values")
     events = data.get("events")
@@ -66,24 +73,27 @@ def _read(path: Path) -> dict:
                 o.check(section[o.name], none="null")
             except InvalidInputError as exc:
                 raise InvalidInputError(f"{path}: {exc}") from None
-    if data.get("labels_file"):  # relative to the config file that names it
+    # Files a config names are relative to the config file.
+    if data.get("labels_file"):
         data["labels_file"] = str((path.parent / data["labels_file"]).resolve())
+    if events and events.get("thresholds"):
+        events["thresholds"] = str((path.parent / events["thresholds"]).resolve())
     return data
 
 
-def _check_shape(path: Path, events) -> None:
-    """Refuse what no config needs and what makes YAML expensive: aliases (a few lines of them
-    expand to millions of nodes) and nesting deeper than `CONFIG_DEPTH`."""
+def _check_shape(path: str | Path, events) -> None:
+    """Refuse what no file of ours needs and what makes YAML expensive: aliases and nesting deeper
+    than `CONFIG_DEPTH`."""
     import yaml
 
     depth = 0
     for event in events:
         if isinstance(event, yaml.AliasEvent):
-            raise InvalidInputError(f"{path}: YAML aliases (*name) are not allowed in a config; write the values out")
+            raise InvalidInputError(f"{path}: YAML aliases (*name) are not allowed here; write the values out")
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
             depth += 1
             if depth > CONFIG_DEPTH:
-                raise InvalidInputError(f"{path}: nested more than {CONFIG_DEPTH} levels deep; a config is a flat mapping")
+                raise InvalidInputError(f"{path}: nested more than {CONFIG_DEPTH} levels deep; these files are flat")
         elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
 

@@ -1,4 +1,12 @@
-"""Turn per-window label scores into events: smooth, threshold, bridge short gaps, drop short runs."""
+"""Turn per-window label scores into events: smooth, threshold, bridge short gaps, drop short runs.
+
+A window is "on" for a label when its smoothed value (`EventOptions.measure`, smoothed over
+`smooth` windows) reaches the label's threshold: its own from a thresholds file (`actionzs
+calibrate`), else the one `threshold`. An event's score is the mean of those very smoothed values
+over the event's on windows; the windows of a gap bridged by `max_gap` are part of the event's
+time but not of its score. So every event's score is at least its threshold, and each event
+names the threshold that produced it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import InvalidInputError
 from .sampling import Span
 from .schema import check_fields, default
 
@@ -16,8 +25,11 @@ class EventOptions:
 
     Each field's type, unit, range, default and meaning is declared once in `actionzs.schema`:
     `smooth` is a moving-average length in windows (1 = none), a window is "on" when its smoothed
-    `measure` ("score", the probability, or "similarity", the raw cosine) reaches `threshold`, runs
-    at most `max_gap` seconds apart merge, and events shorter than `min_duration` seconds drop.
+    `measure` ("score", the probability, or "similarity", the raw cosine) reaches `threshold` (or
+    the label's own threshold from the `thresholds` file, see `actionzs.calibration`), runs at most
+    `max_gap` seconds apart merge, and events shorter than `min_duration` seconds drop. A
+    thresholds file is read here, so a bad one is refused before any decoding, and one made for
+    another measure is refused too.
     """
 
     smooth: int = default("smooth")
@@ -25,9 +37,41 @@ class EventOptions:
     measure: str = default("measure")
     max_gap: float = default("max_gap")
     min_duration: float = default("min_duration")
+    thresholds: str | None = default("thresholds")
 
     def __post_init__(self) -> None:
         check_fields(self, "events")
+        calibrated = None
+        if self.thresholds is not None:
+            from .calibration.thresholds import read_thresholds
+
+            calibrated = read_thresholds(self.thresholds)
+            if calibrated.measure != self.measure:
+                raise InvalidInputError(
+                    f"{self.thresholds}: holds thresholds on {calibrated.measure}, but events are found on "
+                    f"{self.measure}; give --measure {calibrated.measure} (events.measure), or calibrate with "
+                    f"--measure {self.measure}"
+                )
+        object.__setattr__(self, "_calibrated", calibrated)  # not a field: it is what `thresholds` names
+
+    @property
+    def calibrated(self):
+        """The `calibration.Thresholds` read from the `thresholds` file, or None."""
+        return self._calibrated
+
+    def threshold_of(self, label: str) -> float:
+        """The threshold of `label`: its calibrated one, else the one `threshold`."""
+        if self._calibrated is None:
+            return self.threshold
+        return self._calibrated.thresholds.get(label, self.threshold)
+
+    def described(self, names: list[str]) -> dict:
+        """What the events of labels `names` were thresholded with, as results record it:
+        {"measure", "threshold", "labels": {label: its own threshold}} ("labels" only for the
+        labels of `names` that have their own)."""
+        out = {"measure": self.measure, "threshold": self.threshold}
+        own = {name: self.threshold_of(name) for name in names if self._calibrated and name in self._calibrated.thresholds}
+        return {**out, "labels": own} if own else out
 
 
 def moving_average(values: np.ndarray, length: int) -> np.ndarray:
@@ -53,17 +97,19 @@ def window_cells(spans: list[Span], duration: float) -> np.ndarray:
 def find_events(
     spans: list[Span], values: np.ndarray, names: list[str], duration: float, options: EventOptions = EventOptions()
 ) -> list[dict]:
-    """Events [{"label", "start", "end", "score"}] in time order, from window values [W, M].
+    """Events [{"label", "start", "end", "score", "threshold"}] in time order, from window values [W, M].
 
-    An event's score is the mean unsmoothed value over the windows inside it.
+    An event's score is the mean smoothed value over its on windows (those that reached
+    `threshold`; a bridged gap's windows are left out), so it is never below `threshold`.
     """
     cells = window_cells(spans, duration)
-    smoothed = moving_average(values, options.smooth)
-    prefix = np.vstack([np.zeros((1, values.shape[1])), np.cumsum(values, axis=0, dtype=np.float64)])
+    smoothed = moving_average(np.asarray(values, np.float64), options.smooth)
     events = []
     for m, name in enumerate(names):
+        threshold = options.threshold_of(name)
+        on = smoothed[:, m] >= threshold
         runs: list[list[int]] = []  # [first window, last window]
-        for w in np.flatnonzero(smoothed[:, m] >= options.threshold).tolist():
+        for w in np.flatnonzero(on).tolist():
             if runs and cells[w, 0] - cells[runs[-1][1], 1] <= options.max_gap + 1e-9:
                 runs[-1][1] = w
             else:
@@ -71,6 +117,8 @@ def find_events(
         for first, last in runs:
             start, end = float(cells[first, 0]), float(cells[last, 1])
             if end - start + 1e-9 >= options.min_duration:
-                score = float((prefix[last + 1, m] - prefix[first, m]) / (last + 1 - first))
-                events.append({"label": name, "start": start, "end": end, "score": score})
+                counted = smoothed[first : last + 1, m][on[first : last + 1]]
+                # The mean of values >= threshold is >= threshold; `max` keeps rounding from saying otherwise.
+                score = max(float(counted.mean()), float(counted.min()))
+                events.append({"label": name, "start": start, "end": end, "score": score, "threshold": threshold})
     return sorted(events, key=lambda e: (e["start"], -e["score"]))

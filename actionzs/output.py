@@ -1,6 +1,7 @@
 """Rendering results: a terminal table, JSON, JSON lines and CSV.
 
-A result record is `VideoResult.to_dict()`; a failed video is `{"video": path, "error": reason}`.
+A result record is `VideoResult.to_dict()`; a failed video is `{"video": path, "error": reason}`;
+the command line's records also carry `schema_version` and `settings` (see `provenance`).
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ import json
 import unicodedata
 
 FORMATS = ("table", "json", "jsonl", "csv")
-CSV_COLUMNS = ("video", "kind", "start", "end", "label", "score", "similarity")
+CSV_COLUMNS = ("video", "kind", "start", "end", "label", "score", "similarity", "schema_version", "settings_hash")
 
 
 def hms(seconds: float) -> str:
-    """00:12:04, or 00:12:04.5 when the time is not a whole second."""
-    tenths = round(seconds * 10)
-    whole, tenth = divmod(tenths, 10)
+    """A time as `HH:MM:SS.mmm`, always that wide (00:12:04.500), so columns of times line up and
+    sort as text; hours past 99 take more digits, and a time below zero (rounding) is 0."""
+    millis = round(max(seconds, 0.0) * 1000)
+    whole, milli = divmod(millis, 1000)
     minutes, secs = divmod(whole, 60)
     hours, minutes = divmod(minutes, 60)
-    text = f"{hours:02d}:{minutes:02d}:{secs:02d}"
-    return f"{text}.{tenth}" if tenth else text
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{milli:03d}"
 
 
 #: Characters that could make a terminal do something (escape sequences, line breaks that forge
@@ -64,6 +65,18 @@ def json_line(record: dict) -> str:
     return _encodable(json.dumps(record, ensure_ascii=False)) + "\n"
 
 
+def threshold_text(described: dict | None) -> str:
+    """What events were thresholded with, as results record it (`EventOptions.described`), in
+    words: "score >= 0.5", or "similarity >= 0.27 for fall, 0.5 for the other labels"."""
+    if not described:
+        return "the threshold"
+    own = described.get("labels") or {}
+    text = f"{described['measure']} >= " + ", ".join(f"{value:g} for {label}" for label, value in own.items())
+    if not own:
+        return text + f"{described['threshold']:g}"
+    return text + f", {described['threshold']:g} for the other labels"
+
+
 def table(records: list[dict]) -> str:
     """A readable view: per video its ranked labels, then its events with hh:mm:ss times."""
     out = []
@@ -83,7 +96,7 @@ def table(records: list[dict]) -> str:
                 for event in record["events"]:
                     out.append(f"    {hms(event['start'])}-{hms(event['end'])}  {event['score']:.2f}  {printable(event['label'])}")
             else:
-                out.append("  events: none above the threshold")
+                out.append(f"  events: none reached {printable(threshold_text(record.get('thresholds')))}")
         out.append("")
     return "\n".join(out)
 
@@ -94,23 +107,32 @@ class _SafeWriter(csv.DictWriter):
 
 
 def csv_text(records: list[dict]) -> str:
-    """One row per (video, clip label), per (segment, label) and per event; errors as `kind=error`.
-    Text cells that a spreadsheet would run as formulas start with `'`."""
+    """One row per (video, clip label), per (segment, label) and per event; errors as `kind=error`
+    (the reason under `label`). Each row names the `schema_version` and `settings_hash` of its
+    record, and each settings block is one `kind=settings` row (its JSON under `label`) before the
+    first row made with it. Text cells that a spreadsheet would run as formulas start with `'`."""
     buffer = io.StringIO()
     writer = _SafeWriter(buffer, CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
+    written = set()
     for record in records:
-        video = record["video"]
+        video, settings = record["video"], record.get("settings") or {}
+        made = {"schema_version": record.get("schema_version"), "settings_hash": settings.get("hash")}
+        if settings and settings.get("hash") not in written:
+            written.add(settings.get("hash"))
+            writer.writerow({"kind": "settings", "label": json.dumps(settings, ensure_ascii=False), **made})
         if "error" in record:
-            writer.writerow({"video": video, "kind": "error", "label": record["error"]})
+            writer.writerow({"video": video, "kind": "error", "label": record["error"], **made})
             continue
         for item in record["labels"]:
-            writer.writerow({"video": video, "kind": "clip", "start": 0.0, "end": record["duration"], **item})
+            writer.writerow({"video": video, "kind": "clip", "start": 0.0, "end": record["duration"], **item, **made})
         for segment in record.get("segments") or []:
             for item in segment["labels"]:
-                writer.writerow({"video": video, "kind": "segment", "start": segment["start"], "end": segment["end"], **item})
+                writer.writerow(
+                    {"video": video, "kind": "segment", "start": segment["start"], "end": segment["end"], **item, **made}
+                )
         for event in record.get("events") or []:
-            writer.writerow({"video": video, "kind": "event", **event})
+            writer.writerow({"video": video, "kind": "event", **event, **made})
     return buffer.getvalue()
 
 
@@ -122,11 +144,11 @@ def moments_table(records: list[dict]) -> str:
     out = []
     for query in dict.fromkeys(r["query"] for r in records):
         out.append(f"{printable(query)}")
-        out.append("  rank  start       end         similarity  score    frame at    video")
+        out.append("  rank  start         end           similarity  score    frame at      video")
         for r in (r for r in records if r["query"] == query):
             out.append(
-                f"  {r['rank']:4d}  {hms(r['start']):10s}  {hms(r['end']):10s}  {r['similarity']:+10.4f}  {r['score']:7.4f}  "
-                f"{hms(r['frame_time']):10s}  {printable(r['video'])}" + (f"  [{printable(r['thumbnail'])}]" if r.get("thumbnail") else "")
+                f"  {r['rank']:4d}  {hms(r['start'])}  {hms(r['end'])}  {r['similarity']:+10.4f}  {r['score']:7.4f}  "
+                f"{hms(r['frame_time'])}  {printable(r['video'])}" + (f"  [{printable(r['thumbnail'])}]" if r.get("thumbnail") else "")
             )
         out.append("")
     return "\n".join(out) if out else "no moments found\n"

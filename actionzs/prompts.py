@@ -2,11 +2,15 @@
 
 A label is reported by its name; what gets embedded is its description when it has one ("fall: a
 person falls to the ground" embeds the sentence verbatim), else the name put into each template of
-the prompt set, averaged over templates (an ensemble).
+the prompt set, averaged over templates (an ensemble). A name is put into a template so that the
+sentence reads right (`fill_template`): words the name already starts with are not repeated, and a
+name with a subject of its own takes the place of the template's.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -101,8 +105,79 @@ def read_labels_file(path: str | Path) -> list[Label]:
         raise InvalidInputError(f"{path}: {exc}") from None
 
 
+#: Articles: "a video of a {}" with "an empty street" keeps the label's.
+_ARTICLES = frozenset({"a", "an", "the"})
+#: First words of a label that names its own subject ("two people fighting", "a timeout", "someone
+#: running"): such a label replaces the subject a template gives ("a photo of a person {}.").
+_SUBJECT_WORDS = _ARTICLES | frozenset(
+    "one two three four five six seven eight nine ten some several many no every each this that these those "
+    "his her their my our its someone somebody everyone everybody nobody people".split()
+)
+
+
+def fill_template(template: str, name: str) -> str:
+    """`template` (one `{}`) with `name` in it, reading as one sentence: `template.format(name)`
+    except where the words before `{}` and the name's first words would say something twice.
+
+    Compared word by word, case aside, in this order:
+
+    1. the name starts with the words that end the text before `{}`: those are not repeated
+       ("a photo of a person {}." + "a person climbing a fence" -> "a photo of a person climbing a
+       fence."; "a video of {}." + "a video of a dog" -> "a video of a dog");
+    2. the name starts with a subject of its own (an article, a number, "someone", "people", ...)
+       and the template ends with one (an article and a word: "a person {}", "an athlete {}"): the
+       name's takes its place ("a photo of a person {}." + "two people fighting" -> "a photo of two
+       people fighting.");
+    3. the name starts with such a word and the template ends with an article: the template's is
+       dropped ("a video of a {}" + "an empty street" -> "a video of an empty street").
+
+    Any other name is put in as it is, so its prompt is exactly `template.format(name)`.
+    """
+    before, after = _around_field(template)
+    words = list(re.finditer(r"\S+", before))
+    if not name.split() or not before[-1:].isspace():
+        return before + name + after
+    cut = _words_to_drop([w.group().casefold() for w in words], [w.casefold() for w in name.split()])
+    return (before[: words[-cut].start()] if cut else before) + name + after
+
+
+def _words_to_drop(heads: list[str], starts: list[str]) -> int:
+    """How many of the last words before a template's `{}` (`heads`) a name starting with `starts`
+    replaces, by the rules of `fill_template`."""
+    repeated = next((k for k in range(min(len(heads), len(starts)), 0, -1) if heads[-k:] == starts[:k]), 0)
+    if repeated or not (starts[0] in _SUBJECT_WORDS or starts[0].isdigit()):
+        return repeated
+    if len(heads) >= 2 and heads[-2] in _ARTICLES and heads[-1].isalpha() and heads[-1] not in _ARTICLES:
+        return 2  # the template's subject: "a person", "an athlete"
+    return 1 if heads[-1] in _ARTICLES else 0
+
+
+def _around_field(template: str) -> tuple[str, str]:
+    """The text before and after the one `{}` of a checked template, escaped braces as braces."""
+    before, after, seen = [], [], False
+    for literal, field, _, _ in string.Formatter().parse(template):
+        (after if seen else before).append(literal)
+        seen = seen or field is not None
+    return "".join(before), "".join(after)
+
+
 def label_texts(label: Label, templates: tuple[str, ...]) -> list[str]:
-    return [label.description] if label.description else [t.format(label.name) for t in templates]
+    """What the text encoder reads for `label`: its description, else its name in each template."""
+    return [label.description] if label.description else [fill_template(t, label.name) for t in templates]
+
+
+def check_prompts(labels: list[Label], templates: tuple[str, ...]) -> None:
+    """Refuse two labels whose prompts are the same text in every template (case and spacing aside):
+    "running" and "a person running" in "a photo of a person {}." would split one score."""
+    read: dict[tuple[str, ...], Label] = {}
+    for label in labels:
+        texts = label_texts(label, templates)
+        first = read.setdefault(tuple(" ".join(t.split()).casefold() for t in texts), label)
+        if first is not label:
+            raise InvalidInputError(
+                f"duplicate candidate labels: {first.name!r} and {label.name!r} give the model the same text "
+                f"({texts[0]!r}{' and the others' if len(texts) > 1 else ''}), so they would split one score; keep one"
+            )
 
 
 class TextEmbeddingCache:
@@ -139,3 +214,19 @@ class TextEmbeddingCache:
         if self.encoder.texts_normalised:
             means = means / means.norm(dim=-1, keepdim=True).clamp_min(1e-12)
         return means
+
+
+def single_label_warning(labels: list[Label], head, run) -> str | None:
+    """What to tell someone who gives one label to a model whose scores are a softmax over the
+    labels (CLIP, X-CLIP): every score is then 1, whatever the video shows; None otherwise, or when
+    events already threshold the similarity."""
+    if len(labels) != 1 or head.activation != "softmax" or run.events.measure == "similarity":
+        return None
+    from .schema import option
+
+    measure = option("measure")
+    return (
+        f"one label ({labels[0].name!r}) and this model's scores are a softmax over the labels, so every score is 1.0 "
+        f"whatever the video shows: read the similarity (the cosine) instead, with {measure.flag} similarity and a "
+        f"{option('threshold').flag} on it (about 0.2 to 0.3 for CLIP) for events, or add labels for it to compete with"
+    )

@@ -14,7 +14,7 @@ import numpy as np
 
 from .results import VideoResult
 from .events import window_cells
-from .output import hms
+from .output import hms, threshold_text
 from .sampling import Span
 from .video import open_video
 
@@ -103,7 +103,7 @@ def render_report(result: VideoResult, backend: str = "auto") -> str:
         f'<td>{html.escape(e["label"])}</td><td>{hms(e["start"])} &ndash; {hms(e["end"])}</td>'
         f'<td class="score">{e["score"]:.3f}</td></tr>'
         for e, thumb in zip(events, thumbs)
-    ) or '<tr><td colspan="4">No events above the threshold.</td></tr>'
+    ) or f'<tr><td colspan="4">No events: no window reached {html.escape(threshold_text(result.thresholds))}.</td></tr>'
     title = html.escape(result.video)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>actionzs report: {title}</title>

@@ -20,7 +20,8 @@ class VideoResult:
 
     With segments on, `window_spans` [S, 2] (seconds), `window_scores` and `window_similarity`
     [S, M] (labels in `label_names` order) hold the per-window results as arrays; `segments` is
-    the same as ranked dicts, built on first use.
+    the same as ranked dicts, built on first use. `thresholds` says what the events were
+    thresholded with (`EventOptions.described`): each event's score is at least its threshold.
     """
 
     video: str
@@ -28,6 +29,7 @@ class VideoResult:
     model: str
     labels: list[dict]
     events: list[dict] | None = None
+    thresholds: dict | None = None
     gaps: list = field(default_factory=list)
     label_names: list[str] = field(default_factory=list, repr=False)
     window_spans: np.ndarray | None = field(default=None, repr=False)
@@ -55,4 +57,6 @@ class VideoResult:
             out["gaps"] = [[round(a, 3), round(b, 3)] for a, b in self.gaps]
         if self.window_spans is not None:
             out["segments"], out["events"] = self.segments, self.events
+            if self.thresholds is not None:
+                out["thresholds"] = self.thresholds
         return out

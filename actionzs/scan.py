@@ -1,7 +1,9 @@
 """Batch scans: find the videos, skip those already done, append one whole JSON line per video.
 
 The results file is the scan's memory: `--resume` reads it back, keeps every finished record,
-drops error records (those files are tried again) and any torn last line, then carries on.
+drops error records (those files are tried again) and any torn last line, then carries on, but only
+into a file whose records were made with the same settings (`provenance`): records of other labels
+or another model would otherwise mix with the new ones unseen.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from .atomic import atomic_write
 from .errors import InvalidInputError
 from .output import json_line
+from .provenance import SCHEMA_VERSION, differences
 from .video import IMAGE_SUFFIXES, video_suffixes
 
 
@@ -85,26 +88,49 @@ def _matches(names: list[str], parts: list[str]) -> bool:
     return bool(names) and fnmatch.fnmatchcase(names[0], parts[0]) and _matches(names[1:], parts[1:])
 
 
+class SettingsMismatch(InvalidInputError):
+    """`--resume` into a file whose records were made with other settings."""
+
+
 class ResultsLog:
     """An append-only JSON-lines file where each record is written whole, or not at all.
 
     The file is locked (an exclusive `flock`) while a scan writes it: a second scan into the same
     file fails cleanly instead of doubling every record. `resume` reads it back first, and refuses
-    a file that is not a scan's results (a classify JSON, a video): it would be rewritten.
+    a file that is not a scan's results (a classify JSON, a video): it would be rewritten. With
+    `settings` (a `provenance.settings_block`) it also refuses, as `check_settings` does, a file
+    whose finished records were made with others. Nothing in the file changes before the first
+    `write`: a scan refused or stopped before it leaves the file as it was.
     """
 
-    def __init__(self, path: str | os.PathLike, resume: bool):
+    def __init__(self, path: str | os.PathLike, resume: bool, settings: dict | None = None):
         self.path = Path(path)
         self.done: set[str] = set()
+        self.held: dict[str | None, dict | None] = {}  # the finished records' settings, by their hash
+        self._rewrite: str | None = None  # the file without error records and torn lines, written before the first record
         if not resume and self.path.exists() and self.path.stat().st_size:
             raise FileExistsError(f"{self.path} already exists: pass --resume to continue that scan, or remove it")
         self._fd = self._open_locked()
         if resume:
             try:
                 self._recover()
+                if settings is not None:
+                    self.check_settings(settings)
             except BaseException:
                 os.close(self._fd)
                 raise
+
+    def check_settings(self, settings: dict) -> None:
+        """Raise `SettingsMismatch`, naming what differs, unless every finished record was made with
+        `settings` (those not known yet, None, aside)."""
+        for held in self.held.values():
+            found = differences(held, settings)
+            if found:
+                raise SettingsMismatch(
+                    f"{self.path}: its records were made with other settings ({'; '.join(found)}); resuming would "
+                    "mix them with these. Resume with the same settings, give another -o, or pass --force-settings "
+                    "to add records made with these (each record keeps its own settings)"
+                )
 
     def _open_locked(self) -> int:
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
@@ -135,17 +161,31 @@ class ResultsLog:
                 record = json.loads(line) if line.endswith("\n") else None
             except json.JSONDecodeError:
                 record = None
+            if _is_record(record) and _newer(record):
+                raise InvalidInputError(
+                    f"{self.path}: written by a newer actionzs (records of schema {record['schema_version']}; this "
+                    f"version writes {SCHEMA_VERSION}); resume with that version, or give another -o"
+                )
             if _is_record(record) and "error" not in record and record["video"] not in self.done:
                 self.done.add(record["video"])
+                settings = record.get("settings")
+                self.held.setdefault(settings.get("hash") if isinstance(settings, dict) else None, settings)
                 kept.append(line)
         if len(kept) != len(lines):
-            atomic_write(self.path, "".join(kept))
-            old, self._fd = self._fd, self._open_locked()  # the new file, locked before the old is let go
-            os.close(old)
+            self._rewrite = "".join(kept)
+
+    def _settle(self) -> None:
+        """Write the recovered file (finished records only) in place of the old one, once."""
+        atomic_write(self.path, self._rewrite)
+        self._rewrite = None
+        old, self._fd = self._fd, self._open_locked()  # the new file, locked before the old is let go
+        os.close(old)
 
     def write(self, record: dict) -> None:
         """Append `record` as one line, made durable; a write that fails or is cut short (a full
         disk) is undone, so the file still ends with a whole record, and is an OSError naming it."""
+        if self._rewrite is not None:
+            self._settle()
         data = json_line(record).encode("utf-8")
         end = os.lseek(self._fd, 0, os.SEEK_END)
         try:
@@ -175,3 +215,9 @@ _RECORD_START = '{"video": '
 def _is_record(record) -> bool:
     """A line this tool writes: a mapping naming its video, with a result or an error."""
     return isinstance(record, dict) and isinstance(record.get("video"), str) and ("labels" in record or "error" in record)
+
+
+def _newer(record: dict) -> bool:
+    """Whether a record has a layout this version does not know."""
+    version = record.get("schema_version")
+    return isinstance(version, int) and version > SCHEMA_VERSION

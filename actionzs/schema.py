@@ -246,6 +246,10 @@ OPTIONS: tuple[Option, ...] = (
            "runs at most this far apart merge into one event", unit=_SECONDS, minimum=0, metavar="S"),
     Option("min_duration", "events", float, 0.0, "--min-duration",
            "shorter events are dropped", unit=_SECONDS, minimum=0, metavar="S"),
+    Option("thresholds", "events", str, None, "--thresholds",
+           "a file written by `actionzs calibrate`: each label it names is on at its own threshold (on the "
+           "measure it was made for, with the same model), the other labels at threshold; in a config, relative to it",
+           none_means="threshold for every label", metavar="FILE"),
     # -- labels: the command line and configs only ----------------------------------------------------
     Option("labels_file", "labels", str, None, "--labels-file",
            "one label per line: 'name: description' lines, # comments, blank lines and a UTF-8 BOM are fine; "

@@ -231,11 +231,12 @@ def _texture(height: int, width: int, seed: int) -> np.ndarray:
 
 def write_moving_clip(
     path: Path, seconds: float, *, width: int = 1280, height: int = 720, fps: int = 25, gop: int = 250,
-    preset: str = "ultrafast", crf: int = 23, seed: int = 0, bframes: int = 0,
+    preset: str = "ultrafast", crf: int = 23, seed: int = 0, bframes: int = 0, codec: str = "h264",
 ) -> Path:
     """H.264 (yuv420p) clip: a textured background panning diagonally, a bright square crossing it, and a
     scene change (new texture) every 20 s so the content is not one static shot; `bframes` B-frames
-    between references (the preset's own, 0 for ultrafast, when 0). Written with PyAV."""
+    between references (the preset's own, 0 for ultrafast, when 0). `codec="mpeg4"`: MPEG-4 Part 2 at
+    4 Mbit/s instead (for an AVI, as older camera recorders write). Written with PyAV."""
     import av
 
     frames = int(round(seconds * fps))
@@ -243,10 +244,15 @@ def write_moving_clip(
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     started = time.perf_counter()
     with av.open(str(tmp), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps))
+        if codec == "mpeg4":
+            stream = container.add_stream("mpeg4", rate=Fraction(fps))
+            stream.bit_rate = 4_000_000
+            stream.options = {"g": str(gop), "bf": str(bframes)}
+        else:
+            stream = container.add_stream("libx264", rate=Fraction(fps))
+            stream.options = {"preset": preset, "crf": str(crf), "g": str(gop), "keyint_min": str(min(gop, 25)),
+                              **({"bf": str(bframes)} if bframes else {})}
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": preset, "crf": str(crf), "g": str(gop), "keyint_min": str(min(gop, 25)),
-                          **({"bf": str(bframes)} if bframes else {})}
         box = max(8, height // 6)
         for i in range(frames):
             scene = scenes[(i // (20 * fps)) % len(scenes)]
@@ -268,15 +274,18 @@ def write_moving_clip(
 
 
 def clip(
-    seconds: float, *, width: int = 1280, height: int = 720, fps: int = 25, gop: int = 250, bframes: int = 0
+    seconds: float, *, width: int = 1280, height: int = 720, fps: int = 25, gop: int = 250, bframes: int = 0,
+    codec: str = "h264",
 ) -> Path:
-    """The cached benchmark clip of this length, size, GOP and B-frames (generated on first use)."""
+    """The cached benchmark clip of this length, size, GOP, B-frames and codec (generated on first use):
+    H.264 in MP4, or MPEG-4 Part 2 in AVI."""
     CLIPS.mkdir(parents=True, exist_ok=True)
     tail = f"-b{bframes}" if bframes else ""
-    path = CLIPS / f"moving-{width}x{height}-{fps}fps-g{gop}{tail}-{int(seconds)}s.mp4"
+    kind = "-mpeg4.avi" if codec == "mpeg4" else ".mp4"
+    path = CLIPS / f"moving-{width}x{height}-{fps}fps-g{gop}{tail}-{int(seconds)}s{kind}"
     if not path.is_file():
         log(f"generating {path.name} (cached for later runs) ...")
-        write_moving_clip(path, seconds, width=width, height=height, fps=fps, gop=gop, bframes=bframes)
+        write_moving_clip(path, seconds, width=width, height=height, fps=fps, gop=gop, bframes=bframes, codec=codec)
     return path
 
 

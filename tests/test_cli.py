@@ -75,8 +75,8 @@ def test_probe_table_lists_each_good_file(capsys, media):
     lines = out.splitlines()
     assert lines[0].split() == ["video", "backend", "frames", "fps", "duration", "size"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert rows[str(media["a"])][2:] == ["30", "10.000", "00:00:03", "64x48"]
-    assert rows[str(media["b"])][2:] == ["20", "10.000", "00:00:02", "64x48"]
+    assert rows[str(media["a"])][2:] == ["30", "10.000", "00:00:03.000", "64x48"]
+    assert rows[str(media["b"])][2:] == ["20", "10.000", "00:00:02.000", "64x48"]
 
 
 def test_probe_json_gives_true_metadata(capsys, media):
@@ -113,7 +113,7 @@ def test_classify_json(capsys, media, model, segments):
     assert code == 0, err
     records = json.loads(out)
     assert [r["video"] for r in records] == [str(media["a"]), str(media["b"])]
-    keys = {"video", "duration", "model", "labels"} | ({"segments", "events"} if segments else set())
+    keys = {"video", "duration", "model", "labels", "schema_version", "settings"} | ({"segments", "events", "thresholds"} if segments else set())
     for record in records:
         assert set(record) == keys
         assert record["model"] == model[1]
@@ -124,6 +124,7 @@ def test_classify_json(capsys, media, model, segments):
     if segments:
         assert [(s["start"], s["end"]) for s in records[0]["segments"]] == [(0.0, 2.0), (1.0, 3.0)]
         assert {e["label"] for e in records[0]["events"]} == set(LABELS)  # threshold -1 on similarity: all on
+        assert records[0]["thresholds"] == {"measure": "similarity", "threshold": -1.0}
 
 
 def test_decode_workers_give_the_same_output(capsys, media, model):
@@ -151,8 +152,10 @@ def test_classify_csv(capsys, media, model):
                              "--segments", "--measure", "similarity", "--threshold", "-1")
     assert code == 0, err
     reader = csv.DictReader(io.StringIO(out))
-    assert reader.fieldnames == ["video", "kind", "start", "end", "label", "score", "similarity"]
-    rows = list(reader)
+    assert reader.fieldnames == ["video", "kind", "start", "end", "label", "score", "similarity", "schema_version", "settings_hash"]
+    made, *rows = list(reader)
+    assert made["kind"] == "settings" and json.loads(made["label"])["hash"] == made["settings_hash"]
+    assert all(row["settings_hash"] == made["settings_hash"] and row["schema_version"] == "1" for row in rows)
     kinds = {(row["video"], row["kind"]) for row in rows}
     assert kinds == {(str(media[k]), kind) for k in ("a", "b") for kind in ("clip", "segment", "event")}
     clip_rows = [row for row in rows if row["video"] == str(media["a"]) and row["kind"] == "clip"]
@@ -168,13 +171,13 @@ def test_classify_table_shows_labels_and_events_with_hms_times(capsys, media, mo
     code, out, err = run_cli(capsys, "classify", media["a"], *model, *label_args(), *FAST, "--segments",
                              "--measure", "similarity", "--threshold", "-1")
     assert code == 0, err
-    assert out.startswith(f"{media['a']}  (00:00:03, ")
+    assert out.startswith(f"{media['a']}  (00:00:03.000, ")
     for label in LABELS:
         assert re.search(rf"^\s+\d\.\d{{4}}\s+[+-]\d\.\d{{4}}\s+{label}$", out, re.M), label
     events = out[out.index("  events:") :].splitlines()[1:]
     event_lines = [line for line in events if line.strip()]
     assert len(event_lines) == len(LABELS)
-    assert all(re.match(r"^\s+00:00:00-00:00:03\s+-?\d\.\d\d\s+\S", line) for line in event_lines), event_lines
+    assert all(re.match(r"^\s+00:00:00\.000-00:00:03\.000\s+-?\d\.\d\d\s+\S", line) for line in event_lines), event_lines
 
 
 def test_classify_table_without_segments_has_no_events(capsys, media, model):
@@ -385,9 +388,9 @@ def test_good_and_corrupt_videos_mixed(capsys, media, model, fmt):
     if fmt == "json":
         records = json.loads(out)
         assert [r["video"] for r in records] == [str(media[k]) for k in ("a", "corrupt", "b")]
-        assert "labels" in records[0] and "labels" in records[2] and set(records[1]) == {"video", "error"}
+        assert "labels" in records[0] and "labels" in records[2] and set(records[1]) == {"video", "error", "schema_version", "settings"}
     else:
-        assert f"{media['a']}  (00:00:03" in out and f"{media['b']}  (00:00:02" in out
+        assert f"{media['a']}  (00:00:03.000" in out and f"{media['b']}  (00:00:02.000" in out
         assert f"{media['corrupt']}: ERROR " in out
 
 
@@ -450,9 +453,9 @@ def test_scan_folder_with_bad_files(capsys, tmp_path, scan_tree, model):
     assert set(records) == set(expected)
     for video, outcome in expected.items():
         if outcome == "ok":
-            assert set(records[video]) == {"video", "duration", "model", "labels"}
+            assert set(records[video]) == {"video", "duration", "model", "labels", "schema_version", "settings"}
         else:
-            assert set(records[video]) == {"video", "error"} and records[video]["error"]
+            assert set(records[video]) == {"video", "error", "schema_version", "settings"} and records[video]["error"]
             assert f"error: {video}: {records[video]['error']}" in err
     assert records[str(root / "empty.mp4")]["error"] == "file is empty (0 bytes)"
     assert "scanned 5 videos" in err and "3 ok, 2 failed" in err and str(out_file) in err
@@ -536,7 +539,8 @@ def test_scan_file_deleted_after_listing_gets_an_error_record(capsys, tmp_path, 
     code, _, err = run_cli(capsys, "scan", folder, "-o", out_file, *model, *label_args(), *FAST)
     assert code == 1
     records = by_video(read_jsonl(out_file))
-    assert records[str(gone)] == {"video": str(gone), "error": "no such file"}
+    assert records[str(gone)] == {"video": str(gone), "error": "no such file", "schema_version": 1,
+                                  "settings": records[str(keep)]["settings"]}
     assert "labels" in records[str(keep)]
     assert f"error: {gone}: no such file" in err
 

@@ -31,7 +31,7 @@ def test_every_subcommand_is_in_the_readme():
         assert f"actionzs {name}" in README, name
 
 
-@pytest.mark.parametrize("command", ["probe", "classify", "scan", "report", "index", "search"])
+@pytest.mark.parametrize("command", ["probe", "classify", "scan", "report", "index", "search", "calibrate"])
 def test_every_option_of_every_subcommand_is_in_the_readme(command):
     parser = _subcommands()[command]
     missing = [

@@ -98,8 +98,8 @@ def test_find_events_thresholds_each_label_and_reports_cells_and_mean_score():
     values[8, 0] = 0.49  # below the threshold
     events = find_events(SPANS, values, ["walk", "run"], 10.0, options(threshold=0.5))
     assert events == [
-        {"label": "walk", "start": 0.0, "end": 2.5, "score": pytest.approx(0.8)},
-        {"label": "run", "start": 4.5, "end": 7.5, "score": pytest.approx(0.8)},
+        {"label": "walk", "start": 0.0, "end": 2.5, "score": pytest.approx(0.8), "threshold": 0.5},
+        {"label": "run", "start": 4.5, "end": 7.5, "score": pytest.approx(0.8), "threshold": 0.5},
     ]
 
 
@@ -117,7 +117,7 @@ def test_find_events_nothing_above_threshold_gives_no_events():
 def test_find_events_whole_video_on_is_one_event_covering_it():
     values = np.full((9, 1), 0.75)
     events = find_events(SPANS, values, ["a"], 10.0, options(threshold=0.5))
-    assert events == [{"label": "a", "start": 0.0, "end": 10.0, "score": pytest.approx(0.75)}]
+    assert events == [{"label": "a", "start": 0.0, "end": 10.0, "score": pytest.approx(0.75), "threshold": 0.5}]
 
 
 def test_find_events_threshold_applies_to_the_values_given():
@@ -128,13 +128,14 @@ def test_find_events_threshold_applies_to_the_values_given():
     assert [(e["start"], e["end"]) for e in events] == [(1.5, 3.5), (8.5, 10.0)]
 
 
-def test_find_events_max_gap_merges_close_runs_and_scores_the_windows_between():
+def test_find_events_max_gap_merges_close_runs_and_leaves_the_gap_out_of_the_score():
     values = one_label([0.9, 0.9, 0.1, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0])
     apart = find_events(SPANS, values, ["a"], 10.0, options(threshold=0.5))
     assert [(e["start"], e["end"]) for e in apart] == [(0.0, 2.5), (3.5, 5.5)]  # gap of 1.0 s
     assert find_events(SPANS, values, ["a"], 10.0, options(threshold=0.5, max_gap=0.99)) == apart
     merged = find_events(SPANS, values, ["a"], 10.0, options(threshold=0.5, max_gap=1.0))
-    assert merged == [{"label": "a", "start": 0.0, "end": 5.5, "score": pytest.approx((0.9 * 4 + 0.1) / 5)}]
+    # the bridged window (0.1) is part of the event's time, not of its score
+    assert merged == [{"label": "a", "start": 0.0, "end": 5.5, "score": pytest.approx(0.9), "threshold": 0.5}]
 
 
 def test_find_events_max_gap_does_not_merge_different_labels():
@@ -169,7 +170,8 @@ def test_find_events_smoothing_removes_a_one_window_spike_but_keeps_a_run():
     events = find_events(SPANS, run, ["a"], 10.0, options(threshold=0.5, smooth=3))
     # smoothed: windows 2 and 6 reach 1/3, windows 3..5 reach 2/3, 1, 2/3
     assert [(e["start"], e["end"]) for e in events] == [(3.5, 6.5)]
-    assert events[0]["score"] == pytest.approx(1.0)  # the score is the unsmoothed mean
+    # the score is the mean of the smoothed values compared with the threshold: 2/3, 1, 2/3
+    assert events[0]["score"] == pytest.approx((2 / 3 + 1 + 2 / 3) / 3)
 
 
 def test_find_events_smoothing_fills_a_one_window_dip():
@@ -193,7 +195,7 @@ def test_find_events_on_a_video_shorter_than_one_window():
     spans = windows(1.2, 2.0, 1.0)
     assert spans == [Span(0.0, 1.2)]
     events = find_events(spans, np.array([[0.7, 0.3]]), ["a", "b"], 1.2, options())
-    assert events == [{"label": "a", "start": 0.0, "end": 1.2, "score": pytest.approx(0.7)}]
+    assert events == [{"label": "a", "start": 0.0, "end": 1.2, "score": pytest.approx(0.7), "threshold": 0.5}]
 
 
 # -- EventOptions --------------------------------------------------------------------------------
@@ -232,3 +234,84 @@ def test_event_options_rejects_non_numbers(kwargs):
 def test_event_options_accepts_similarity_measure_and_valid_values():
     opts = options(smooth=3, threshold=0.25, measure="similarity", max_gap=1.5, min_duration=2.0)
     assert opts.measure == "similarity" and opts.smooth == 3 and opts.max_gap == 1.5
+
+
+# -- an event's score and its threshold ----------------------------------------------------------
+
+
+def test_find_events_score_is_never_below_its_threshold():
+    """Whatever the smoothing, gaps and durations, each event's score is the mean of the smoothed
+    values that reached its threshold over its span, and so at least that threshold."""
+    rng = np.random.default_rng(7)
+    spans = windows(30.0, 2.0, 1.0)
+    for trial in range(200):
+        values = rng.random((len(spans), 3)) ** rng.uniform(0.3, 3.0)
+        opts = options(
+            smooth=int(rng.integers(1, 6)), threshold=float(rng.uniform(0.2, 0.8)),
+            max_gap=float(rng.choice([0.0, 1.0, 3.0])), min_duration=float(rng.choice([0.0, 2.0])),
+        )
+        smoothed = moving_average(values, opts.smooth)
+        cells = window_cells(spans, 30.0)
+        for event in find_events(spans, values, ["a", "b", "c"], 30.0, opts):
+            m = ["a", "b", "c"].index(event["label"])
+            inside = (cells[:, 0] >= event["start"] - 1e-9) & (cells[:, 1] <= event["end"] + 1e-9)
+            on = inside & (smoothed[:, m] >= opts.threshold)
+            assert event["threshold"] == opts.threshold
+            assert event["score"] >= event["threshold"], (trial, event)
+            assert event["score"] == pytest.approx(smoothed[on, m].mean())
+
+
+def test_find_events_bridged_gap_would_have_pulled_the_score_below_the_threshold():
+    values = one_label([0.6, 0.0, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])  # the old mean over the span: 0.4
+    [event] = find_events(SPANS, values, ["a"], 10.0, options(threshold=0.5, max_gap=1.0))
+    assert (event["start"], event["end"]) == (0.0, 3.5) and event["score"] == pytest.approx(0.6)
+
+
+def write_thresholds(path, thresholds: dict, measure: str = "score", labels=None) -> str:
+    from actionzs.calibration import Thresholds
+
+    made = Thresholds("tiny", "fingerprint-0", measure, tuple(labels or thresholds), thresholds)
+    path.write_text(made.to_yaml())
+    return str(path)
+
+
+def test_find_events_uses_each_labels_own_threshold_and_the_global_one_for_the_others(tmp_path):
+    values = np.zeros((9, 3))
+    values[0:2, 0] = 0.35  # "walk": on at its own 0.3, not at the global 0.5
+    values[3:5, 1] = 0.45  # "run": off at its own 0.6 although above the global 0.4
+    values[6:8, 2] = 0.45  # "sit": not in the file, the global 0.4
+    path = write_thresholds(tmp_path / "t.yaml", {"walk": 0.3, "run": 0.6})
+    opts = options(threshold=0.4, thresholds=path)
+    events = find_events(SPANS, values, ["walk", "run", "sit"], 10.0, opts)
+    assert [(e["label"], e["threshold"]) for e in events] == [("walk", 0.3), ("sit", 0.4)]
+    assert all(e["score"] >= e["threshold"] for e in events)
+    assert opts.described(["walk", "run", "sit"]) == {"measure": "score", "threshold": 0.4, "labels": {"walk": 0.3, "run": 0.6}}
+    assert options(threshold=0.4).described(["walk"]) == {"measure": "score", "threshold": 0.4}
+
+
+def test_event_options_refuse_a_thresholds_file_for_another_measure(tmp_path):
+    path = write_thresholds(tmp_path / "sim.yaml", {"walk": 0.25}, measure="similarity")
+    with pytest.raises(InvalidInputError, match=r"sim\.yaml: holds thresholds on similarity.*--measure similarity"):
+        options(thresholds=path)
+    assert options(thresholds=path, measure="similarity").threshold_of("walk") == 0.25
+
+
+@pytest.mark.parametrize("text, words", [
+    (None, "No such file"),
+    ("thresholds: [1, 2]\nmodel: m\nfingerprint: f\nmeasure: score\n", "map each label to a number"),
+    ("thresholds: {a: high}\nmodel: m\nfingerprint: f\nmeasure: score\n", "threshold of 'a' must be a number"),
+    ("thresholds: {a: 0.3}\nmodel: m\nfingerprint: f\nmeasure: loud\n", "measure must be score or similarity"),
+    ("thresholds: {1: 0.3}\nmodel: m\nfingerprint: f\nmeasure: score\n", "1 is not a label name; quote it"),
+    ("thresholds: {a: 0.3}\nmeasure: score\n", "model must be a text"),
+    ("thresholds: {a: 0.3}\nmodel: m\nfingerprint: f\nmeasure: score\ncolour: red\n", "unknown key(s) colour"),
+    ("a: &x [1]\nb: *x\n", "aliases"),
+    ("- 1\n- 2\n", "not a thresholds file"),
+    ("thresholds: {a: [\n", "not valid YAML"),
+])
+def test_event_options_refuse_a_bad_thresholds_file_naming_it(tmp_path, text, words):
+    path = tmp_path / "bad.yaml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(InvalidInputError) as info:
+        options(thresholds=str(path))
+    assert str(path) in str(info.value) and words in str(info.value)

@@ -195,7 +195,7 @@ def test_classify(capsys, clip_dir, hostile, case):
     if case.expect == "error":
         assert code == 1
         assert err.startswith(f"error: {path}: ") and case.detail in err
-        assert set(record) == {"video", "error"} and case.detail in record["error"]
+        assert set(record) == {"video", "error", "schema_version", "settings"} and case.detail in record["error"]
     else:
         assert code == 0, err
         assert "error: " not in err and sorted(item["label"] for item in record["labels"]) == sorted(LABELS)
@@ -217,7 +217,7 @@ def test_scan_gives_every_file_exactly_one_record(capsys, tmp_path, clip_dir, ho
         if case.expect == "ok":
             assert "labels" in record and "error" not in record, record
         else:
-            assert set(record) == {"video", "error"} and case.detail in record["error"]
+            assert set(record) == {"video", "error", "schema_version", "settings"} and case.detail in record["error"]
     failed = sum(c.expect == "error" for c in listed)
     assert f"{len(listed) - failed} ok, {failed} failed" in err
 
@@ -562,7 +562,7 @@ def test_control_characters_reach_the_terminal_escaped(capsys, tmp_path, clip_di
     assert code == 0, err
     assert "\x1b" not in out and "\nERROR forged" not in out and r"x\x1b[31m\nERROR forged" in out
     missing = tmp_path / "cam\x1b]0;owned\x07\nerror: fake.mp4"
-    code, out, err = run_cli(capsys, "classify", missing, "--model", clip_dir, "-l", "running", *FAST)
+    code, out, err = run_cli(capsys, "classify", missing, "--model", clip_dir, "-l", "running", "-l", "jumping", *FAST)
     assert code == 1
     assert "\x1b" not in err and "\x07" not in err and err.count("\n") == 1 and r"\nerror: fake.mp4" in err
     code, out, err = run_cli(capsys, "probe", missing)
@@ -576,7 +576,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_prefixed(capsys, clip_dir, g
     import csv
     import io
 
-    rows = list(csv.DictReader(io.StringIO(out)))
+    rows = [row for row in csv.DictReader(io.StringIO(out)) if row["kind"] != "settings"]
     labels = {row["label"] for row in rows}
     assert labels == {"'=HYPERLINK(A1)", "'+1", "'@SUM(A1)", "'-2", "running"}
     assert any(float(row["similarity"]) < 0 for row in rows)  # numbers stay numbers, minus sign and all

@@ -16,7 +16,7 @@ import sys
 from .. import __version__
 from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
-from . import library_commands, video_commands
+from . import calibrate_commands, eval_commands, library_commands, video_commands
 from .arguments import model_options
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, say, to_stdout
 from .progress import MessageHandler
@@ -33,11 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     shared = model_options()
     video_commands.add_parsers(commands, shared)
     library_commands.add_parsers(commands)
+    eval_commands.add_parsers(commands, shared)
+    calibrate_commands.add_parsers(commands)
     return parser
 
 
 COMMANDS = {"probe": video_commands.cmd_probe, "classify": video_commands.cmd_classify, "scan": video_commands.cmd_scan,
-            "report": video_commands.cmd_report, "index": library_commands.cmd_index, "search": library_commands.cmd_search}
+            "report": video_commands.cmd_report, "index": library_commands.cmd_index, "search": library_commands.cmd_search,
+            "eval": eval_commands.cmd_eval, "calibrate": calibrate_commands.cmd_calibrate}
 
 
 class _PrintableFormatter(logging.Formatter):

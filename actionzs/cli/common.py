@@ -75,12 +75,14 @@ def labels_of(args, settings: dict):
 def validated(args, **forced):
     """(settings, labels, run options), all checked before any output is touched or model loaded."""
     from ..options import RunOptions
+    from ..prompts import check_prompts
     from ..schema import options_of
 
     settings = {**settings_of(args), **forced}
     labels = labels_of(args, settings)
     # An option a config file does not set (one newer than the file) has the Python API's default.
     run = RunOptions(**{o.name: settings.get(o.name, o.default) for o in options_of("sampling")}, events=settings["events"])
+    check_prompts(labels, run.hypothesis_template)
     for option in options_of("loading"):
         option.check(settings[option.name])
     check_output(getattr(args, "output", None))
@@ -242,8 +244,11 @@ def embeddings_path(folder: str, video: str) -> Path:
     return Path(folder) / f"{Path(video).stem[:80]}-{digest}.npz"
 
 
-def record_of(video: str, outcome, embeddings_dir: str | None = None) -> dict:
-    """The output record of one video: its result (embeddings saved if asked), or its error."""
+def record_of(video: str, outcome, embeddings_dir: str | None = None, settings: dict | None = None) -> dict:
+    """The output record of one video: its result (embeddings saved if asked), or its error, with
+    the schema version and `settings` (a `provenance.settings_block`) that made it."""
+    from ..provenance import stamped
+
     try:
         if isinstance(outcome, Exception):
             raise outcome
@@ -252,9 +257,21 @@ def record_of(video: str, outcome, embeddings_dir: str | None = None) -> dict:
             path = embeddings_path(embeddings_dir, video)
             outcome.embeddings.save(path)
             record["embeddings"] = str(path)
-        return record
     except Exception as exc:  # this video failed; the batch goes on
-        return failure(video, exc)
+        record = failure(video, exc)
+    return stamped(record, settings)
+
+
+def provenance_of(classifier, labels, run) -> dict:
+    """The settings block of this run's records (see `provenance`), and, once, the warning that a
+    single label under a softmax head always scores 1."""
+    from ..prompts import single_label_warning
+    from ..provenance import settings_block
+
+    warning = single_label_warning(labels, classifier.encoder.head, run)
+    if warning:
+        say(f"warning: {warning}")
+    return settings_block(labels, run, classifier.model, classifier.encoder.fingerprint)
 
 
 def from_index(args) -> dict:

@@ -57,6 +57,9 @@ def add_parsers(commands) -> None:
     search.add_argument("-o", "--output", metavar="FILE", help="write here (atomically); - or none: stdout")
     search.add_argument("--thumbnails", metavar="DIR", help="write the best frame of each moment as a JPEG here")
     search.add_argument("--exact", action="store_true", help="exact search over every stored frame, not the FAISS index")
+    search.add_argument(option("thresholds").flag, **{**flag_of(option("thresholds")), "help": (
+        "a file from `actionzs calibrate`: a text query named like a label in it keeps only the moments whose "
+        "similarity (or score, for a file on scores) reaches that label's threshold")})
     for name in ("model", "device", "dtype"):
         search.add_argument(option(name).flag, **flag_of(option(name)))
     search.add_argument("--config", metavar="CFG", help="preset name or YAML file for the options not given")
@@ -130,6 +133,7 @@ def _moment_query(text: str):
 
 
 def cmd_search(args) -> int:
+    from ..calibration import read_thresholds
     from ..library import Library, Query
     from ..output import render_moments
     from ..schema import option
@@ -143,10 +147,13 @@ def cmd_search(args) -> int:
         raise InvalidInputError(f"--top must be at least 1, got {args.top}")
     check_output(args.output)
     make_folder(args.thumbnails)
-    option("hypothesis_template").check(settings["hypothesis_template"])
+    templates = option("hypothesis_template").check(settings["hypothesis_template"])
+    calibrated = read_thresholds(args.thresholds) if args.thresholds else None
     library = Library(args.index, args.model, device=settings["device"], dtype=settings["dtype"])
     found = library.search(queries, top_k=args.top, window_seconds=args.window, videos=args.video,
                            hypothesis_template=settings["hypothesis_template"], exact=args.exact)
+    if calibrated is not None:
+        found = calibrated.kept_moments(library.classifier.encoder, queries, found, templates)
     records = []
     for number, moments in enumerate(found, 1):
         for rank, moment in enumerate(moments, 1):

@@ -9,7 +9,7 @@ from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from .arguments import HelpFormatter, engine_options, examples
 from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, expected_footage, failure,
-                     from_index, from_stored, make_classifier, make_executor, outcomes, record_of, say,
+                     from_index, from_stored, make_classifier, make_executor, outcomes, provenance_of, record_of, say,
                      to_stdout, validated, write_output)
 from .progress import Footage, shows_progress
 
@@ -51,7 +51,10 @@ def add_parsers(commands, shared) -> None:
     scan.add_argument("--index", metavar="LIB", help="score every file stored in this index instead of decoding videos")
     scan.add_argument("-o", "--output", required=True, metavar="FILE", help="results, one JSON line per video")
     scan.add_argument("--resume", action="store_true",
-                      help="continue into an existing output: skip videos with a record, retry failed ones")
+                      help="continue into an existing output: skip videos with a record, retry failed ones; refused "
+                           "(exit 2) when its records were made with other labels, model, sampling, windows, events or templates")
+    scan.add_argument("--force-settings", action="store_true",
+                      help="with --resume, continue even into records made with other settings (each record keeps its own)")
     engine_options(scan)
 
     report = commands.add_parser("report", parents=[shared], formatter_class=HelpFormatter,
@@ -96,6 +99,7 @@ def cmd_probe(args) -> int:
 def cmd_classify(args) -> int:
     from ..embed import source_name
     from ..output import render
+    from ..provenance import settings_block, stamped
 
     # Inputs are looked at before any model loads: a folder is refused, a missing file fails alone.
     inputs = [] if args.index else checked_inputs(args.videos, args.embeddings)
@@ -104,8 +108,10 @@ def cmd_classify(args) -> int:
     records = [failure(name, item) if isinstance(item, Exception) else None for name, item in inputs]
     invalid = any(isinstance(item, InvalidInputError) for _, item in inputs)
     todo = [k for k, record in enumerate(records) if record is None]
+    made_with = settings_block(labels, run, settings["model"], None)  # while no model is loaded
     if todo or args.index:
         classifier = make_classifier(settings, run)
+        made_with = provenance_of(classifier, labels, run)
         sources = args.videos if args.index else [inputs[k][1] for k in todo]
         show = False if args.index else shows_progress(args)  # an index's frames are scored, not decoded
         with Footage(show=show, part=(run.start, run.end)) as footage:
@@ -114,19 +120,23 @@ def cmd_classify(args) -> int:
             for position, (video, outcome) in enumerate(outcomes(args, classifier, labels, sources)):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 name = video if args.index else inputs[todo[position]][0]
-                record = record_of(name, outcome, args.save_embeddings)
+                record = record_of(name, outcome, args.save_embeddings, made_with)
                 footage.finished(source_name(video), None if "error" in record else record["duration"])
                 if args.index:
                     records.append(record)
                 else:
                     records[todo[position]] = record
+    records = [record if "schema_version" in record else stamped(record, made_with) for record in records]  # early failures
     write_output(args.output, render(records, args.format))
     return exit_status(any("error" in r for r in records), invalid)
 
 
 def cmd_scan(args) -> int:
+    from ..provenance import settings_block
     from ..scan import ResultsLog, find_videos
 
+    if args.force_settings and not args.resume:
+        raise InvalidInputError("--force-settings goes with --resume")
     settings, labels, run = validated(args, **from_index(args))
     if args.index:
         from ..library.store import LibraryStore
@@ -145,11 +155,12 @@ def cmd_scan(args) -> int:
     if to_stdout(args.output) and args.resume:
         raise InvalidInputError("--resume reads the results back from a file: give -o FILE, not -o -")
     executor = None if args.index else make_executor(args, settings)
+    expected = None if args.force_settings else settings_block(labels, run, settings["model"], None)  # all but the weights
     try:
-        results = StdoutResults() if to_stdout(args.output) else ResultsLog(args.output, args.resume)
-    except FileExistsError as exc:
-        raise InvalidInputError(str(exc)) from None
-    try:
+        try:
+            results = StdoutResults() if to_stdout(args.output) else ResultsLog(args.output, args.resume, expected)
+        except FileExistsError as exc:
+            raise InvalidInputError(str(exc)) from None
         return _scan(args, results, videos, settings, labels, run, executor)
     finally:
         if executor is not None:
@@ -173,6 +184,9 @@ class StdoutResults:
 
     done: frozenset[str] = frozenset()
 
+    def check_settings(self, settings: dict) -> None:
+        """Nothing to check: no records are read back (there is no --resume with -o -)."""
+
     def write(self, record: dict) -> None:
         from ..output import json_line
 
@@ -193,6 +207,9 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
             say(f"nothing to do: all {len(videos)} videos are already in {args.output}")
             return EXIT_OK
         classifier = make_classifier(settings, run, executor)
+        made_with = provenance_of(classifier, labels, run)
+        if not args.force_settings:
+            results.check_settings(made_with)  # the model's weights too, now that they are loaded
         ok = failed = 0
         invalid = False
         footage_seconds = 0.0
@@ -201,7 +218,7 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
             classifier.progress = footage
             for video, outcome in outcomes(args, classifier, labels, todo):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
-                record = record_of(video, outcome, args.save_embeddings)
+                record = record_of(video, outcome, args.save_embeddings, made_with)
                 results.write(record)
                 footage.finished(video, None if "error" in record else record["duration"])
                 if "error" in record:
