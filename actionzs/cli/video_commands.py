@@ -249,6 +249,7 @@ def cmd_report(args) -> int:
             footage.expect(expected_footage([checked], footage.shown))
             classifier.progress = footage
             result = classifier.classify_prepared(checked, labels, run)
+            footage.finished(result.video, result.duration)
         if args.save_embeddings:
             result.embeddings.save(embeddings_path(args.save_embeddings, args.video))
         html = render_report(result, backend=classifier.backend)
