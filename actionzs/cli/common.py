@@ -295,7 +295,7 @@ def from_index(args) -> dict:
         raise InvalidInputError(f"{args.index}: the index holds {held}, not --fps {args.fps:g}")
     if args.keyframes is not None and args.keyframes != bool(sampling.get("keyframes")):
         raise InvalidInputError(f"{args.index}: the index holds {held}, not {'' if args.keyframes else 'no '}keyframes")
-    if args.start is not None or args.end is not None:
+    if getattr(args, "start", None) is not None or getattr(args, "end", None) is not None:
         raise InvalidInputError(f"--start/--end choose the frames embedded; {args.index} holds whole files")
     forced = {"num_frames": None, "keyframes": bool(sampling.get("keyframes"))}
     forced.update({"fps": sampling["fps"]} if "fps" in sampling else {})
