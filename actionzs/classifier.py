@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from .cache import LRUCache, file_key
-from .embed import Embeddings, Opener
+from .embed import Embeddings, Opener, source_name
 from .embeddings import StoredEmbeddings
 from .events import find_events
 from .executor import LocalExecutor
@@ -27,6 +27,7 @@ from .models import DEFAULT_MODEL, Encoder, Features, load_encoder
 from .options import RunOptions, check_count
 from .prompts import Label, TextEmbeddingCache, parse_labels
 from .results import VideoResult
+from .sampling import Span
 from .scoring import ranked
 from .stream import DECODE_TIMEOUT
 
@@ -36,6 +37,18 @@ def _raised(outcome):
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
+
+
+def _events(spans: list[Span], values: np.ndarray, names: list[str], duration: float, options) -> list[dict]:
+    """`find_events` over the part of the video the windows cover (the whole video, or the part a
+    run's start/end asked for: windows begin at its start and the last reaches its end), in the
+    video's own times: events never reach outside the part."""
+    start, end = spans[0].start_seconds, spans[-1].end_seconds
+    if start == 0 and end == duration:
+        return find_events(spans, values, names, duration, options)
+    shifted = [Span(s.start_seconds - start, s.end_seconds - start) for s in spans]
+    found = find_events(shifted, values, names, end - start, options)
+    return [{**event, "start": event["start"] + start, "end": event["end"] + start} for event in found]
 
 
 class ZeroShotVideoClassifier:
@@ -56,6 +69,7 @@ class ZeroShotVideoClassifier:
         decode_timeout: float = DECODE_TIMEOUT,
         cache_videos: int = 32,
         executor=None,
+        progress: Callable[[str, float, float], None] | None = None,
     ):
         check_count("batch_size", batch_size)
         self.encoder = encoder
@@ -65,6 +79,9 @@ class ZeroShotVideoClassifier:
         # What runs the per-video step: this process's threads, or another engine with the same
         # `embed_each` (the Ray engine's actors).
         self.executor = executor if executor is not None else LocalExecutor(decode_workers, decode_timeout)
+        # Told `(video, seconds done, its duration)` as the local executor encodes each batch, and
+        # as each video's embeddings are ready (the only report other engines give); None: silent.
+        self.progress = progress
         self.texts = TextEmbeddingCache(encoder)
         self._text_lock = threading.Lock()
         self._last_labels: tuple[object, torch.Tensor | None] = (None, None)
@@ -193,7 +210,9 @@ class ZeroShotVideoClassifier:
         last_use = {first[key]: k for k, key in enumerate(keys) if key in first}
         if not todo and meanwhile is not None:
             meanwhile()
-        made = self.executor.embed_each([videos[k] for k in todo], self.encoder, run, self.opener, self.batch_size, meanwhile)
+        made = self.executor.embed_each(
+            [videos[k] for k in todo], self.encoder, run, self.opener, self.batch_size, meanwhile, progress=self.progress
+        )
         held: dict[int, Embeddings | Exception] = {}
         with closing(made):
             for k, key in enumerate(keys):
@@ -209,6 +228,8 @@ class ZeroShotVideoClassifier:
                     held[first[key]] = outcome
                 for position in [p for p in held if last_use[p] <= k]:
                     del held[position]
+                if self.progress is not None and not isinstance(outcome, Exception):
+                    self.progress(source_name(videos[k]), outcome.duration, outcome.duration)
                 yield outcome
 
     def _checked(self, embeddings: StoredEmbeddings) -> Embeddings | Exception:
@@ -238,7 +259,7 @@ class ZeroShotVideoClassifier:
         values = similarity if run.events.measure == "similarity" else scores
         return VideoResult(
             **found,
-            events=find_events(features.spans, values, names, embeddings.duration, run.events),
+            events=_events(features.spans, values, names, embeddings.duration, run.events),
             thresholds=run.events.described(names),
             window_spans=np.array([[s.start_seconds, s.end_seconds] for s in features.spans]),
             window_scores=scores,

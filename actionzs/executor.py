@@ -5,6 +5,9 @@ bounded queues, every wait bounded in time); the caller's thread encodes the bat
 the embeddings. The next video decodes while this one is encoded; with `decode_workers` N, N videos
 of a list decode at once, or, for a single video, N of its independent reads (`Plan.chunks`), each
 by a decoder of its own. Results are those of `embed_video`, video for video.
+
+Progress: each batch carries the time of the last frame read for it, and once it is encoded the
+`progress` hook hears `(video, seconds done, video's duration)`, in the caller's thread.
 """
 
 from __future__ import annotations
@@ -25,6 +28,49 @@ from .video import Video
 #: Marks the end of batches of a plan found out of date (a damaged video): a new plan follows.
 REPLAN = object()
 
+#: The progress hook: (video, seconds of it done, its duration in seconds).
+Progress = Callable[[str, float, float], None]
+
+
+class _Timed:
+    """A batch and the time of the last frame read for it: how far into its video it goes."""
+
+    __slots__ = ("batch", "seconds")
+
+    def __init__(self, batch, seconds: float):
+        self.batch, self.seconds = batch, seconds
+
+
+class _Watched:
+    """A video whose reads note the time of the latest frame they gave: what a plan's batches
+    reached, without the plan knowing (every other attribute is the video's own)."""
+
+    def __init__(self, video: Video):
+        self._video = video
+        self.seconds = 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self._video, name)
+
+    def iter_frames(self, *args, **kwargs) -> Iterator:
+        for frames in self._video.iter_frames(*args, **kwargs):
+            self._note(frames)
+            yield frames
+
+    def get_frames(self, *args, **kwargs):
+        frames = self._video.get_frames(*args, **kwargs)
+        self._note(frames)
+        return frames
+
+    def _note(self, frames) -> None:
+        if len(frames.pts_seconds):
+            self.seconds = max(self.seconds, float(frames.pts_seconds.max()))
+
+
+def _timed(batches: Iterator, watched: _Watched) -> Iterator[_Timed]:
+    for batch in batches:
+        yield _Timed(batch, watched.seconds)
+
 
 class LocalExecutor:
     """Runs the per-video step in this process: decoding in `decode_workers` threads, encoding in
@@ -44,9 +90,11 @@ class LocalExecutor:
         opener: Opener,
         batch_size: int,
         meanwhile: Callable[[], object] | None = None,
+        progress: Progress | None = None,
     ) -> Iterator[Embeddings | Exception]:
         """Each source's embeddings, or the error that stopped it, in order. `meanwhile` runs in
-        this thread while the first video opens and its first frames decode."""
+        this thread while the first video opens and its first frames decode; `progress` hears how
+        far each video is as each of its batches is encoded."""
         # Decode workers take whole videos when there are several, else the reads of the one.
         workers, split = (self.decode_workers, 1) if len(sources) > 1 else (1, self.decode_workers)
         opened: dict[int, Video] = {}  # each source's open video, set and read in its decoding thread
@@ -65,7 +113,7 @@ class LocalExecutor:
         with closing(stream):
             for _, items in itertools.groupby(stream, key=itemgetter(0)):
                 try:
-                    yield _encoded(encoder, (item for _, item in items))
+                    yield _encoded(encoder, (item for _, item in items), progress)
                 except Exception as exc:  # this video's failure; the others go on
                     yield exc
 
@@ -79,11 +127,12 @@ class LocalExecutor:
                 while True:
                     with naming(video.path):  # options this video cannot be sampled with: refused before decoding
                         plan = encoder.plan(video.timeline, run)
-                    yield plan, video.path
+                    yield plan, video.path, video.duration
                     chunks = plan.chunks(batch_size) if split > 1 else None
                     try:
                         if chunks is None or len(chunks) <= 1:
-                            yield from plan.batches(video, encoder.preprocessor, batch_size)
+                            watched = _Watched(video)
+                            yield from _timed(plan.batches(watched, encoder.preprocessor, batch_size), watched)
                         else:
                             yield from _split_reads(plan, chunks, video.path, opener, encoder.preprocessor, split)
                         return
@@ -101,14 +150,15 @@ def _split_reads(plan, chunks, path: str, opener: Opener, preprocess, workers: i
     its own on the file."""
     local, videos, lock = threading.local(), [], threading.Lock()
 
-    def read(chunk):
+    def read(chunk) -> _Timed:
         if not hasattr(local, "video"):
             local.video = opener(path)
             with lock:
                 videos.append(local.video)
-        batch = plan.read(local.video, chunk, preprocess)
+        watched = _Watched(local.video)
+        batch = plan.read(watched, chunk, preprocess)
         local.video.rest()  # its next read is further on: it seeks there anyway
-        return batch
+        return _Timed(batch, watched.seconds)
 
     try:
         yield from ordered_map(read, chunks, workers)
@@ -117,12 +167,12 @@ def _split_reads(plan, chunks, path: str, opener: Opener, preprocess, workers: i
             video.close()
 
 
-def _encoded(encoder, items: Iterator) -> Embeddings:
+def _encoded(encoder, items: Iterator, progress: Progress | None) -> Embeddings:
     """Encode one video's batches as they arrive (see `LocalExecutor._decoded`) and assemble them."""
     first = next(items)
     if isinstance(first, Exception):
         raise first
-    plan, path = first
+    plan, path, duration = first
     encoded = []
     for item in items:
         if item is END:  # return now: the next item is the next video's, maybe not made yet
@@ -130,8 +180,10 @@ def _encoded(encoder, items: Iterator) -> Embeddings:
         if isinstance(item, Exception):
             raise item
         if item is REPLAN:  # the next item is the new plan; what was encoded is of the old one
-            plan, path = next(items)
+            plan, path, duration = next(items)
             encoded = []
             continue
-        encoded.append(encoder.encode(item))
+        encoded.append(encoder.encode(item.batch))
+        if progress is not None:
+            progress(path, min(item.seconds, duration), duration)
     return plan.finish(encoded, path)

@@ -16,13 +16,17 @@ class RunOptions:
     Each field's type, unit, range, default and meaning is declared once in `actionzs.schema` (and
     listed in configs/README.md): `fps` is the sampling rate in frames per second, `window` and
     `stride` are seconds, `num_frames` and `top_k` None mean sampling at fps and all labels;
-    `keyframes` samples the stream's keyframes instead of either.
+    `keyframes` samples the stream's keyframes instead of either. `start` and `end` (seconds of
+    the video's own time, or "HH:MM:SS.mmm"; `end` None is the video's end) limit the run to part of
+    each video: only it is decoded, and every time in the results is still the video's.
     `events` (an EventOptions, or a mapping of its fields) says how segment scores become events.
     """
 
     fps: float = default("fps")
     num_frames: int | None = default("num_frames")
     keyframes: bool = default("keyframes")
+    start: float = default("start")
+    end: float | None = default("end")
     window: float = default("window")
     stride: float = default("stride")
     pooling: str = default("pooling")
@@ -33,6 +37,8 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         check_fields(self, "sampling")
+        if self.end is not None and not self.end > self.start:
+            raise InvalidInputError(f"end ({self.end:g} s) must be after start ({self.start:g} s)")
         if isinstance(self.events, dict):
             object.__setattr__(self, "events", events_from(self.events))
 

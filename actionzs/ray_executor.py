@@ -216,9 +216,11 @@ class RayExecutor:
         opener,
         batch_size: int,
         meanwhile: Callable[[], object] | None = None,
+        progress=None,
     ) -> Iterator:
         """Each source's embeddings, or the error that stopped it, in order. `meanwhile` runs in
-        this thread once the first videos are submitted."""
+        this thread once the first videos are submitted. `progress` is not told of batches: an
+        actor embeds a whole video per call, so the classifier reports each video as it comes back."""
         sources = list(sources)
         if not sources:
             if meanwhile is not None:

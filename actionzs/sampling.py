@@ -109,6 +109,37 @@ def _span(timeline: Timeline, start: float, end: float | None) -> tuple[float, f
     return start, end
 
 
+def part(timeline: Timeline, start: float = 0.0, end: float | None = None) -> tuple[float, float]:
+    """The part [start, end) of the video that a run with `start`/`end` (seconds of the video's own
+    time; None: its end) covers, an end past the video's cut to it. A start at or past the end is a
+    `VideoOptionsError` naming both, raised before anything is sampled."""
+    stop = timeline.duration if end is None else min(end, timeline.duration)
+    if not start < stop:
+        raise VideoOptionsError(
+            f"--start {start:g} s is at or past the end of the video ({timeline.duration:g} s)" if start >= timeline.duration
+            else f"--start {start:g} s is not before --end {stop:g} s"
+        )
+    return start, stop
+
+
+def part_of(run) -> dict:
+    """The part of the video a run's options (`start`, `end`) ask for, as embeddings record it:
+    {} for the whole video, so embeddings of whole videos read as they always have."""
+    return {**({"start": float(run.start)} if run.start else {}), **({"end": float(run.end)} if run.end is not None else {})}
+
+
+def keyframes_in(timeline: Timeline, start: float = 0.0, end: float | None = None) -> Sample:
+    """`keyframes` with times in [start, end); none there is a `VideoOptionsError`."""
+    sample = keyframes(timeline)
+    if start <= 0 and end is None:
+        return sample
+    stop = timeline.duration if end is None else end
+    inside = (sample.pts_seconds >= start - 1e-9) & (sample.pts_seconds < stop - 1e-9)
+    if not inside.any():
+        raise VideoOptionsError(f"no keyframe lies between {start:g} s and {stop:g} s; use --fps")
+    return Sample(sample.indices[inside], sample.pts_seconds[inside])
+
+
 def _at_times(timeline: Timeline, times: np.ndarray) -> Sample:
     indices = timeline.frame_at(times)
     return Sample(indices.astype(np.int64), timeline.pts_seconds[indices])
@@ -205,8 +236,9 @@ def _too_many_windows(duration: float, length: float, stride: float, count: floa
     )
 
 
-def windows(duration: float, length: float, stride: float) -> list[Span]:
-    """Spans of `length` seconds every `stride` seconds over [0, duration); the last is clipped.
+def windows(duration: float, length: float, stride: float, start: float = 0.0) -> list[Span]:
+    """Spans of `length` seconds every `stride` seconds over [start, duration); the last is clipped.
+    (`duration` is where the spans end: the video's end, or the end of the part of it a run covers.)
 
     A video shorter than one window gives the single span [0, duration). A stride longer than the
     window leaves gaps between spans, and no span starts at or after the end. More than
@@ -214,6 +246,8 @@ def windows(duration: float, length: float, stride: float) -> list[Span]:
     """
     if not length > 0 or not stride > 0:
         raise ValueError(f"window length and stride must be positive, got length={length} stride={stride}")
+    if start:
+        return [Span(start + s.start_seconds, start + s.end_seconds) for s in windows(duration - start, length, stride)]
     if not duration > 0:
         raise ValueError(f"duration must be positive, got {duration}")
     count = check_windows(duration, length, stride)

@@ -46,7 +46,8 @@ class Option:
     template ensemble. A number lies
     in [minimum, maximum], and above `exclusive_minimum`, for the bounds that are set. `none_means`
     is set for options that take None and says what None does; `flag_none` is the flag value that
-    stands for None on the command line (`--top-k 0`).
+    stands for None on the command line (`--top-k 0`). `parse` reads a value given as text (a
+    flag, or a string in a config or call) into the type, e.g. "01:02:03.5" into 3723.5 seconds.
     """
 
     name: str
@@ -63,6 +64,7 @@ class Option:
     none_means: str | None = None
     metavar: str | None = None
     flag_none: object = None
+    parse: Callable[[str], object] | None = None
 
     @property
     def key(self) -> str:
@@ -101,6 +103,11 @@ class Option:
             return None
         if self.type is tuple:
             return _check_templates(value)
+        if self.parse is not None and isinstance(value, str):
+            try:
+                value = self.parse(value)
+            except ValueError as exc:
+                raise InvalidInputError(f"{self.key}: {exc}") from None
         if not (_has_type(value, self.type) and self._in_range(value) and self._is_choice(value)):
             raise InvalidInputError(f"{self.key} must be {self.rule(none)}, got {value!r} ({self.help})")
         return value
@@ -161,6 +168,20 @@ def _one_plain_field(template: str) -> bool:
 
 _SECONDS = "seconds"
 
+
+def seconds_of(text: str) -> float:
+    """A time in the video as seconds: "90", "90.5", "01:30" (MM:SS) or "00:01:30.250" (HH:MM:SS.mmm)."""
+    parts = text.strip().split(":")
+    try:
+        if len(parts) > 3 or not all(parts) or any(not p.replace(".", "", 1).isdigit() for p in parts):
+            raise ValueError
+        if len(parts) > 1 and any(float(p) >= 60 for p in parts[1:]) or any("." in p for p in parts[:-1]):
+            raise ValueError
+        value = sum(float(p) * 60**k for k, p in enumerate(reversed(parts)))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: give seconds (90, 90.5) or HH:MM:SS(.mmm) (00:01:30.5)") from None
+    return value
+
 OPTIONS: tuple[Option, ...] = (
     # -- loading: the model and the decoders ---------------------------------------------------------
     Option("model", "loading", str, "openai/clip-vit-base-patch32", "--model",
@@ -191,6 +212,12 @@ OPTIONS: tuple[Option, ...] = (
            "embed the stream's keyframes at their own times instead of frames at fps or num_frames: hours of "
            "camera footage for a few hundred decodes; windows without a keyframe borrow the nearest one; frame "
            "encoders only"),
+    Option("start", "sampling", float, 0.0, "--start",
+           "work on the part of each video from this time on (seconds or HH:MM:SS.mmm); results keep the video's "
+           "own times", unit=_SECONDS, minimum=0, metavar="T", parse=seconds_of),
+    Option("end", "sampling", float, None, "--end",
+           "work on the part of each video before this time (seconds or HH:MM:SS.mmm); past the end is the end",
+           unit=_SECONDS, exclusive_minimum=0, none_means="the end of the video", metavar="T", parse=seconds_of),
     Option("window", "sampling", float, 2.0, "--window",
            "window length; a video shorter than one window is one window", unit=_SECONDS, minimum=0.01,
            metavar="S"),

@@ -84,8 +84,8 @@ def test_probe_json_gives_true_metadata(capsys, media):
     code, out, err = run_cli(capsys, "probe", "--json", media["a"], media["b"])
     assert code == 0, err
     records = json.loads(out)
-    assert [r["path"] for r in records] == [str(media["a"]), str(media["b"])]
-    assert set(records[0]) == {"path", "backend", "num_frames", "fps", "duration", "width", "height"}
+    assert [r["video"] for r in records] == [r["path"] for r in records] == [str(media["a"]), str(media["b"])]
+    assert set(records[0]) == {"video", "path", "backend", "num_frames", "fps", "duration", "width", "height"}
     assert (records[0]["num_frames"], records[0]["fps"], records[0]["duration"]) == (30, 10.0, 3.0)
     assert (records[1]["num_frames"], records[1]["width"], records[1]["height"]) == (20, 64, 48)
 

@@ -18,7 +18,8 @@ from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from . import calibrate_commands, eval_commands, library_commands, video_commands
 from .arguments import model_options
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, say
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, say, to_stdout
+from .progress import MessageHandler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,7 +53,7 @@ class _PrintableFormatter(logging.Formatter):
 
 def _configure_logging(args) -> None:
     level = logging.INFO if getattr(args, "verbose", False) else logging.ERROR if getattr(args, "quiet", False) else logging.WARNING
-    handler = logging.StreamHandler(sys.stderr)
+    handler = MessageHandler()  # lines above any progress bar, never over it
     handler.setFormatter(_PrintableFormatter("%(levelname)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
     if not getattr(args, "verbose", False) and args.command != "probe":
@@ -94,7 +95,7 @@ def _messages_stream(stderr):
 
 def _run(argv: list[str] | None, closed: set[int]) -> int:
     args = build_parser().parse_args(argv)
-    if 1 in closed and (args.command == "probe" or args.command == "classify" and not args.output):
+    if 1 in closed and (args.command == "probe" or args.command in ("classify", "scan", "search") and to_stdout(args.output)):
         say("error: standard output is closed, so the results have nowhere to go; give -o FILE")
         return EXIT_FAILED
     try:

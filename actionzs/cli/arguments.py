@@ -21,9 +21,17 @@ def model_options() -> argparse.ArgumentParser:
         groups[option.stage].add_argument(option.flag, **flag_of(option))
     parent.add_argument("--save-embeddings", metavar="DIR",
                         help="also store each video's embeddings (with timestamps) as DIR/<name>-<hash>.npz")
+    progress_option(parent)
     parent.add_argument("-q", "--quiet", action="store_true", help="no progress or info messages")
     parent.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     return parent
+
+
+def progress_option(parser) -> None:
+    """--progress / --no-progress: bars on a terminal by default; in a log, plain lines only when asked."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help="show progress in seconds of footage, per video and for the run, with ETA (default: bars "
+                             "when stderr is a terminal; --progress in a log writes a plain line every 30 s)")
 
 
 def flag_of(option) -> dict:
@@ -34,23 +42,44 @@ def flag_of(option) -> dict:
         kind = {"action": "append", "metavar": option.metavar}
     elif option.allowed:
         kind = {"choices": option.allowed}
+    elif option.parse is not None:
+        kind = {"type": _argument_type(option.parse), "metavar": option.metavar}
     else:
         kind = {"type": option.type, "metavar": option.metavar}
     return {"dest": option.name, "default": None, "help": option.help.replace("%", "%%"), **kind}
 
 
+def _argument_type(parse):
+    """`parse` as an argparse type: its message, not argparse's "invalid value", on bad text."""
+    def parsed(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parsed.__name__ = parse.__name__
+    return parsed
+
+
 class HelpFormatter(argparse.HelpFormatter):
-    """Completes each option's help with its unit, range and the value the default config gives it
-    (the config is read only when help is shown)."""
+    """Completes each option's help with its default: for an option of the schema its unit, range
+    and the value the default config gives it (the config is read only when help is shown), for
+    the others the parser's default where there is one to show. An epilog of `examples` keeps its
+    lines as written."""
 
     _config: dict | None = None
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith(EXAMPLES):
+            return "".join(indent + line + "\n" for line in text.splitlines())
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action) -> str | None:
         from ..schema import OPTIONS
 
         option = {o.name: o for o in OPTIONS}.get(action.dest)
-        if option is None:
-            return action.help
+        if option is None or action.help != flag_of(option)["help"]:  # not a flag made from the schema (search's --window)
+            return _with_default(action)
         if self._config is None:
             from ..config import load_config
 
@@ -62,6 +91,26 @@ class HelpFormatter(argparse.HelpFormatter):
             f"default from the config: {_shown(option, option.section(self._config).get(option.name))}",
         ]
         return action.help + f" ({'; '.join(filter(None, details))})".replace("%", "%%")  # help is escaped already
+
+
+#: How an epilog of example command lines begins (see `examples`).
+EXAMPLES = "examples:"
+
+
+def examples(*lines: str) -> str:
+    """An epilog of example command lines, shown as written."""
+    return "\n".join([EXAMPLES, *(f"  {line}" for line in lines)])
+
+
+def _with_default(action) -> str | None:
+    """An option's help with "(default X)" added, unless it says its default already or has none
+    worth showing (None, a flag that is off, an empty list)."""
+    text = action.help
+    if text is None or text == argparse.SUPPRESS or "default" in text or not action.option_strings:
+        return text
+    if action.default in (None, False, [], argparse.SUPPRESS) or isinstance(action, argparse._StoreTrueAction):
+        return text
+    return f"{text} (default %(default)s)"
 
 
 def _shown(option, value) -> str:

@@ -19,9 +19,12 @@ log = logging.getLogger("actionzs")
 
 
 def say(message: str) -> None:
-    """One line for the person at the terminal, on stderr: names and reasons in it come from files
-    and users, so their control characters are shown escaped, never sent raw."""
-    print(printable(message), file=sys.stderr)
+    """One line for the person at the terminal, on stderr (above any progress bar): names and
+    reasons in it come from files and users, so their control characters are shown escaped, never
+    sent raw."""
+    from .progress import write_line
+
+    write_line(printable(message))
 
 
 def make_executor(args, settings: dict):
@@ -77,6 +80,7 @@ def validated(args, **forced):
 
     settings = {**settings_of(args), **forced}
     labels = labels_of(args, settings)
+    # An option a config file does not set (one newer than the file) has the Python API's default.
     run = RunOptions(**{o.name: settings[o.name] for o in options_of("sampling")}, events=settings["events"])
     check_prompts(labels, run.hypothesis_template)
     for option in options_of("loading"):
@@ -86,9 +90,25 @@ def validated(args, **forced):
     return settings, labels, run
 
 
+def to_stdout(path: str | None) -> bool:
+    """Whether an output goes to standard output: no -o, or `-o -`."""
+    return not path or path == "-"
+
+
+def write_output(path: str | None, text: str) -> None:
+    """The whole output to the file `path` (atomically), or to standard output for None or "-"."""
+    if to_stdout(path):
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        from ..atomic import atomic_write
+
+        atomic_write(path, text)
+
+
 def check_output(path: str | None) -> None:
-    """An output path must be a file (new or existing) in a folder that exists."""
-    if not path:
+    """An output path must be a file (new or existing) in a folder that exists; "-" is stdout."""
+    if to_stdout(path):
         return
     if os.path.isdir(path):
         raise InvalidInputError(f"{path}: is a directory; give a file name for the output")
@@ -111,6 +131,87 @@ def make_classifier(settings: dict, run, executor=None):
         encoder, run, batch_size=settings["batch_size"], backend=settings["backend"], decode_workers=settings["decode_workers"],
         executor=executor,
     )
+
+
+def checked_inputs(paths: list[str], embeddings_folder: str | None = None) -> list[tuple[str, object]]:
+    """(name, what to classify) for each input, looked at before any model loads: a video's path as
+    given, stored embeddings (`.npz`, and each `.npz` under `embeddings_folder`) loaded, and the
+    error of a file that is missing, unreadable or a folder (a failure of its own, pointing at
+    `scan`, the command for folders; the others go on)."""
+    from ..errors import VideoDecodeError
+    from ..video import _check_path
+
+    if embeddings_folder is not None:
+        if not os.path.isdir(embeddings_folder):
+            raise InvalidInputError(f"--embeddings {embeddings_folder}: no such folder")
+        stored = sorted(str(p) for p in Path(embeddings_folder).rglob("*.npz") if p.is_file())
+        if not stored:
+            raise InvalidInputError(f"--embeddings {embeddings_folder}: holds no .npz files")
+        paths = [*paths, *stored]
+    checked = []
+    for path in paths:
+        try:
+            if os.path.isdir(path):
+                raise VideoDecodeError(path, (
+                    f"is a directory, not a video file; `actionzs scan {path} -o results.jsonl ...` classifies the videos "
+                    "under a folder" + ("" if embeddings_folder else ", `--embeddings DIR` the stored embeddings in one")))
+            if path.lower().endswith(".npz"):
+                checked.append((path, load_embeddings(path)))
+                continue
+            _check_path(path)
+            checked.append((path, path))
+        except ActionzsError as exc:
+            checked.append((path, exc))
+    return checked
+
+
+def load_embeddings(path: str):
+    """Stored embeddings (`FrameEmbeddings` or `ClipEmbeddings`, as the file says), never unpickled."""
+    import json
+
+    from ..embeddings import ClipEmbeddings, FrameEmbeddings, read_npz
+
+    meta = read_npz(path, ("meta",)).get("meta")
+    try:
+        kind = json.loads(str(meta[()])).get("kind") if meta is not None and meta.dtype.kind == "U" else None
+    except (ValueError, AttributeError):
+        kind = None
+    return (ClipEmbeddings if kind == ClipEmbeddings.kind else FrameEmbeddings).load(path)
+
+
+def expected_footage(items: list, read: bool = True) -> list[tuple[str, float]]:
+    """(name, seconds) of each input as far as it is known before decoding: a container's header
+    for a video (0 when it says nothing, or without `read`: a header costs ~8 ms to open), the
+    stored duration for embeddings; named as the classifier's progress hook names them (stored
+    embeddings by the video they were made from)."""
+    from ..embed import source_name
+    from ..embeddings import StoredEmbeddings
+    from ..video import header_seconds
+
+    def seconds(item) -> float:
+        if isinstance(item, StoredEmbeddings):
+            return float(item.duration)
+        return header_seconds(item) if read else 0.0
+
+    return [(source_name(item), seconds(item)) for item in items]
+
+
+def from_stored(args, inputs: list[tuple[str, object]]) -> dict:
+    """What stored embeddings among `inputs` fix: the model that made them, unless --model is given
+    (one model per run), and the part of each video (so no --start/--end)."""
+    from ..embeddings import StoredEmbeddings
+
+    models = {item.fingerprint: item.model for _, item in inputs if isinstance(item, StoredEmbeddings)}
+    if models and (args.start is not None or args.end is not None):
+        raise InvalidInputError("--start/--end choose the frames embedded; stored embeddings keep the part they were made of")
+    if args.model or not models:
+        return {}
+    if len(models) > 1:
+        raise InvalidInputError(
+            f"the embeddings were made by {len(models)} models ({', '.join(sorted(set(models.values())))}); "
+            "score each model's embeddings in a run of its own"
+        )
+    return {"model": next(iter(models.values()))}
 
 
 def make_folder(folder: str | None) -> None:
@@ -177,7 +278,7 @@ def from_index(args) -> dict:
     """With --index: what the index fixes (its model unless --model is given, its fps, every
     stored frame for a clip score), checked against the flags given."""
     if not args.index:
-        if not getattr(args, "videos", None) and not getattr(args, "inputs", None):
+        if not any(getattr(args, name, None) for name in ("videos", "inputs", "embeddings")):
             raise InvalidInputError("no videos: name some, or give --index LIB to score an index's files")
         return {}
     from ..library.store import LibraryStore
@@ -194,6 +295,8 @@ def from_index(args) -> dict:
         raise InvalidInputError(f"{args.index}: the index holds {held}, not --fps {args.fps:g}")
     if args.keyframes is not None and args.keyframes != bool(sampling.get("keyframes")):
         raise InvalidInputError(f"{args.index}: the index holds {held}, not {'' if args.keyframes else 'no '}keyframes")
+    if getattr(args, "start", None) is not None or getattr(args, "end", None) is not None:
+        raise InvalidInputError(f"--start/--end choose the frames embedded; {args.index} holds whole files")
     forced = {"num_frames": None, "keyframes": bool(sampling.get("keyframes"))}
     forced.update({"fps": sampling["fps"]} if "fps" in sampling else {})
     return {**forced, **({} if args.model else {"model": built["model"]})}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from ..output import printable
-from .arguments import HelpFormatter, engine_options, flag_of
-from .common import EXIT_FAILED, EXIT_OK, check_output, make_executor, make_folder, say, settings_of
+from .arguments import HelpFormatter, engine_options, examples, flag_of, progress_option
+from .common import (EXIT_FAILED, EXIT_OK, check_output, expected_footage, make_executor, make_folder, say, settings_of,
+                     write_output)
+from .progress import Footage, shows_progress
 
 
 def add_parsers(commands) -> None:
@@ -20,7 +20,9 @@ def add_parsers(commands) -> None:
         "index", formatter_class=HelpFormatter, help="embed a library of videos and images once, for search and re-labelling",
         description="Embed every video and image under folders or globs (frames at --fps) into an index file; a second "
                     "run embeds only new or changed files and retries failed ones. For an existing index, --model and "
-                    "--fps default to those it was built with (the config's defaults are for a new one).")
+                    "--fps default to those it was built with (the config's defaults are for a new one).",
+        epilog=examples("actionzs index /data/footage --index /data/footage/lib.actionzs",
+                        "actionzs index /data/footage --index /data/footage/lib.actionzs --prune   # later: only what changed"))
     index.add_argument("inputs", nargs="+", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
     index.add_argument("--index", required=True, metavar="LIB", help="the index file (made if missing); paths are stored relative to its folder")
     for name in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "keyframes"):
@@ -28,6 +30,7 @@ def add_parsers(commands) -> None:
     index.add_argument("--config", metavar="CFG", help="preset name or YAML file for the options not given")
     index.add_argument("--prune", action="store_true", help="drop files that are no longer on disk")
     index.add_argument("--wait", action="store_true", help="wait for another run writing this index instead of failing")
+    progress_option(index)
     index.add_argument("-q", "--quiet", action="store_true", help="no progress or summary")
     index.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     engine_options(index)
@@ -35,7 +38,9 @@ def add_parsers(commands) -> None:
     search = commands.add_parser(
         "search", formatter_class=HelpFormatter, help="find the moments of an indexed library that match a text, an image or a moment",
         description="Rank the moments of an index by how well they match: a text, an image (--image) or a stored moment "
-                    "(--like VIDEO@SECONDS). Several queries share one pass.")
+                    "(--like VIDEO@SECONDS). Several queries share one pass.",
+        epilog=examples('actionzs search "a person climbing a fence" --index lib.actionzs --top 10',
+                        "actionzs search --like cam1.mp4@754.5 --image suspect.jpg --index lib.actionzs --format json -o -"))
     search.add_argument("text", nargs="?", metavar="TEXT", help="what to look for, in words")
     search.add_argument("--index", required=True, metavar="LIB", help="the index file")
     search.add_argument("-q", "--query", dest="queries", action="append", default=[], metavar="TEXT", help="another text query; repeatable")
@@ -49,7 +54,7 @@ def add_parsers(commands) -> None:
     search.add_argument("--template", dest="hypothesis_template", action="append", metavar="T",
                         help="prompt template for text queries (repeat for an ensemble; default from the config)")
     search.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table", help="output format")
-    search.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout")
+    search.add_argument("-o", "--output", metavar="FILE", help="write here (atomically); - or none: stdout")
     search.add_argument("--thumbnails", metavar="DIR", help="write the best frame of each moment as a JPEG here")
     search.add_argument("--exact", action="store_true", help="exact search over every stored frame, not the FAISS index")
     search.add_argument(option("thresholds").flag, **{**flag_of(option("thresholds")), "help": (
@@ -77,10 +82,7 @@ def cmd_index(args) -> int:
 
 
 def _index(args, settings: dict, executor) -> int:
-    from tqdm.auto import tqdm
-
     from ..library import Library
-    from ..video import header_seconds
 
     new = not os.path.exists(args.index)
     library = Library(
@@ -89,24 +91,23 @@ def _index(args, settings: dict, executor) -> int:
         backend=settings["backend"], decode_workers=settings["decode_workers"], batch_size=settings["batch_size"],
         device=settings["device"], dtype=settings["dtype"], executor=executor,
     )
-    bar = tqdm(total=0, unit="s", unit_scale=True, file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True,
-               desc="footage", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}] {postfix}")
-    expected: dict[str, float] = {}
+    footage = Footage(show=shows_progress(args))
+    library.classifier.progress = footage
+    planned_paths: set[str] = set()
 
     def planned(update) -> None:
-        expected.update({path: header_seconds(path) for path, _ in update.embed})
-        bar.reset(total=sum(expected.values()) or None)
-        bar.set_postfix_str(f"{len(update.embed)} files to embed, {update.unchanged} unchanged")
+        planned_paths.update(path for path, _ in update.embed)
+        footage.expect(expected_footage([path for path, _ in update.embed], footage.shown))
 
     def progress(path: str, seconds: float, error: str | None) -> None:
         if error is not None:
-            bar.write(printable(f"error: {path}: {error}"), file=sys.stderr)
-        bar.update(expected.get(path, seconds))
+            say(f"error: {path}: {error}")
+        footage.finished(path, None if error is not None else seconds)
 
-    with bar:
+    with footage:
         report = library.add(args.inputs, prune=args.prune, wait=args.wait, progress=progress, planned=planned)
     for path, reason in report.failed.items():
-        if path not in expected:  # not reported as it happened: could not even be looked at
+        if path not in planned_paths:  # not reported as it happened: could not even be looked at
             say(f"error: {path}: {reason}")
     if not args.quiet:
         gone = f", {report.pruned} pruned" if report.pruned else f", {report.gone} gone from disk (--prune drops them)" if report.gone else ""
@@ -132,7 +133,6 @@ def _moment_query(text: str):
 
 
 def cmd_search(args) -> int:
-    from ..atomic import atomic_write
     from ..calibration import read_thresholds
     from ..library import Library, Query
     from ..output import render_moments
@@ -161,10 +161,6 @@ def cmd_search(args) -> int:
                 name = f"q{number}-{rank:03d}-{Path(moment.video).stem[:60]}-{moment.frame_seconds:.1f}s.jpg"
                 moment = library.thumbnail(moment, Path(args.thumbnails) / name)
             records.append({**moment.to_dict(), "rank": rank})
-    text = render_moments(records, args.format)
-    if args.output:
-        atomic_write(args.output, text)
-    else:
-        sys.stdout.write(text)
+    write_output(args.output, render_moments(records, args.format))
     return EXIT_OK
 

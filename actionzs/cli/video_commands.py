@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
-from .arguments import HelpFormatter, engine_options
-from .common import (EXIT_FAILED, EXIT_OK, embeddings_path, exit_status, failure, from_index, make_classifier,
-                     make_executor, outcomes, provenance_of, record_of, say, settings_of, validated)
+from .arguments import HelpFormatter, engine_options, examples
+from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, expected_footage, failure,
+                     from_index, from_stored, make_classifier, make_executor, outcomes, provenance_of, record_of, say,
+                     settings_of, to_stdout, validated, write_output)
+from .progress import Footage, shows_progress
 
 
 def add_parsers(commands, shared) -> None:
     from ..schema import option
 
-    probe = commands.add_parser("probe", help="print videos' true metadata",
-                                description="Print each video's true metadata (frames that decode, fps, duration, size).")
+    probe = commands.add_parser("probe", formatter_class=HelpFormatter, help="print videos' true metadata",
+                                description="Print each video's true metadata (frames that decode, fps, duration, size).",
+                                epilog=examples("actionzs probe match.mp4 cam1.mkv", "actionzs probe --json footage/*.mp4 > info.json"))
     probe.add_argument("videos", nargs="+", metavar="VIDEO")
     probe.add_argument("--json", action="store_true", help="JSON for scripts instead of a table")
     backend = option("backend")
@@ -25,16 +27,26 @@ def add_parsers(commands, shared) -> None:
 
     classify = commands.add_parser("classify", parents=[shared], formatter_class=HelpFormatter,
                                    help="rank labels for videos (and segments)",
-                                   description="Rank candidate labels for each video; with --segments also per time window, with events.")
+                                   description="Rank candidate labels for each video; with --segments also per time window, with events.",
+                                   epilog=examples(
+                                       'actionzs classify match.mp4 -l "shooting a free throw" -l "dribbling" --segments',
+                                       "actionzs classify cam1.mp4 --labels-file labels.txt --segments --start 01:00:00 --end 01:30:00 --format json -o -",
+                                       'actionzs classify embeddings/cam1-3f2a9c01d4.npz -l "a person running" -l "a car parking"'))
     classify.add_argument("videos", nargs="*", metavar="VIDEO", help="video files or images (with --index: some of its files; default all)")
     classify.add_argument("--index", metavar="LIB", help="score the frames stored in this index instead of decoding the videos")
+    classify.add_argument("--embeddings", metavar="DIR",
+                          help="also score every .npz of stored embeddings under DIR (as --save-embeddings writes them), "
+                               "with the model that made them; a VIDEO ending in .npz is read the same way")
     classify.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table", help="output format")
-    classify.add_argument("-o", "--output", metavar="FILE", help="write here (atomically) instead of stdout")
+    classify.add_argument("-o", "--output", metavar="FILE", help="write here (atomically); - or none: stdout")
 
     scan = commands.add_parser("scan", parents=[shared], formatter_class=HelpFormatter,
                                help="classify every video under folders into a JSONL file",
                                description="Classify every video under folders or globs; one JSON line per video. "
-                                           "A video that fails becomes an error record and the scan goes on.")
+                                           "A video that fails becomes an error record and the scan goes on.",
+                               epilog=examples("actionzs scan /archive/cam3 --labels-file labels.txt -o cam3.jsonl --segments",
+                                               "actionzs scan /archive/cam3 --labels-file labels.txt -o cam3.jsonl --segments --resume",
+                                               "actionzs scan 'footage/**/*.mkv' --config surveillance -o - | jq .video"))
     scan.add_argument("inputs", nargs="*", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
     scan.add_argument("--index", metavar="LIB", help="score every file stored in this index instead of decoding videos")
     scan.add_argument("-o", "--output", required=True, metavar="FILE", help="results, one JSON line per video")
@@ -53,7 +65,10 @@ def add_parsers(commands, shared) -> None:
                     "VIDEO -o FILE.html classifies one video into one page; SCAN.jsonl -o DIR draws a scan's "
                     "records (scanned with --segments for a timeline) into DIR/index.html and a page per video, "
                     "with no model; --index LIB -o DIR scores the index's stored frames with the labels first. "
-                    "The player links to each video by a path relative to the page.")
+                    "The player links to each video by a path relative to the page.",
+        epilog=examples("actionzs report match.mp4 --labels-file plays.txt -o match.html",
+                        'actionzs report cam1.mp4 -l "a person climbing a fence" --start 00:10:00 --end 00:20:00 -o cam1.html',
+                        "actionzs report results.jsonl -o reports/"))
     report.add_argument("source", nargs="?", metavar="VIDEO|SCAN.jsonl",
                         help="a video to classify, or a scan's results (.jsonl) to draw")
     report.add_argument("--index", metavar="LIB", help="score every file stored in this index and report them all")
@@ -70,7 +85,10 @@ def cmd_probe(args) -> int:
     for path in args.videos:
         try:
             with bounded_call(lambda: open_video(path, args.backend), path, DECODE_TIMEOUT) as video:
-                records.append(video.info())
+                info = video.info()
+            # "video" names the file as in every other record (classify, scan, errors); "path", its
+            # old name here, stays for the scripts that read it.
+            records.append({"video": info["path"], **info})
         except ActionzsError as exc:
             records.append(failure(path, exc))
             failed += 1
@@ -79,7 +97,7 @@ def cmd_probe(args) -> int:
     else:
         rows = [("video", "backend", "frames", "fps", "duration", "size")]
         rows += [
-            (printable(r["path"]), r["backend"], str(r["num_frames"]), f"{r['fps']:.3f}", hms(r["duration"]), f"{r['width']}x{r['height']}")
+            (printable(r["video"]), r["backend"], str(r["num_frames"]), f"{r['fps']:.3f}", hms(r["duration"]), f"{r['width']}x{r['height']}")
             for r in records if "error" not in r
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -89,21 +107,37 @@ def cmd_probe(args) -> int:
 
 
 def cmd_classify(args) -> int:
-    from ..atomic import atomic_write
+    from ..embed import source_name
     from ..output import render
+    from ..provenance import settings_block, stamped
 
-    settings, labels, run = validated(args, **from_index(args))
-    classifier = make_classifier(settings, run)
-    made_with = provenance_of(classifier, labels, run)
-    records, invalid = [], False
-    for video, outcome in outcomes(args, classifier, labels, args.videos):
-        invalid = invalid or isinstance(outcome, InvalidInputError)
-        records.append(record_of(video, outcome, args.save_embeddings, made_with))
-    text = render(records, args.format)
-    if args.output:
-        atomic_write(args.output, text)
-    else:
-        sys.stdout.write(text)
+    # Inputs are looked at before any model loads: a folder is refused, a missing file fails alone.
+    inputs = [] if args.index else checked_inputs(args.videos, args.embeddings)
+    forced = from_index(args) or from_stored(args, inputs)
+    settings, labels, run = validated(args, **forced)
+    records = [failure(name, item) if isinstance(item, Exception) else None for name, item in inputs]
+    invalid = any(isinstance(item, InvalidInputError) for _, item in inputs)
+    todo = [k for k, record in enumerate(records) if record is None]
+    made_with = settings_block(labels, run, settings["model"], None)  # while no model is loaded
+    if todo or args.index:
+        classifier = make_classifier(settings, run)
+        made_with = provenance_of(classifier, labels, run)
+        sources = args.videos if args.index else [inputs[k][1] for k in todo]
+        show = False if args.index else shows_progress(args)  # an index's frames are scored, not decoded
+        with Footage(show=show, part=(run.start, run.end)) as footage:
+            footage.expect([] if args.index else expected_footage(sources, footage.shown))
+            classifier.progress = footage
+            for position, (video, outcome) in enumerate(outcomes(args, classifier, labels, sources)):
+                invalid = invalid or isinstance(outcome, InvalidInputError)
+                name = video if args.index else inputs[todo[position]][0]
+                record = record_of(name, outcome, args.save_embeddings, made_with)
+                footage.finished(source_name(video), None if "error" in record else record["duration"])
+                if args.index:
+                    records.append(record)
+                else:
+                    records[todo[position]] = record
+    records = [record if "schema_version" in record else stamped(record, made_with) for record in records]  # early failures
+    write_output(args.output, render(records, args.format))
     return exit_status(any("error" in r for r in records), invalid)
 
 
@@ -122,16 +156,19 @@ def cmd_scan(args) -> int:
         if args.inputs:
             raise InvalidInputError("give folders to scan or --index LIB, not both")
     else:
+        check_scan_inputs(args.inputs)
         videos, problems = find_videos(args.inputs)
         for problem in problems:
             say(f"warning: {problem}")
     if not videos:
         raise InvalidInputError(f"no videos found in {', '.join(args.inputs) or args.index}")
+    if to_stdout(args.output) and args.resume:
+        raise InvalidInputError("--resume reads the results back from a file: give -o FILE, not -o -")
     executor = None if args.index else make_executor(args, settings)
     expected = None if args.force_settings else settings_block(labels, run, settings["model"], None)  # all but the weights
     try:
         try:
-            results = ResultsLog(args.output, args.resume, expected)
+            results = StdoutResults() if to_stdout(args.output) else ResultsLog(args.output, args.resume, expected)
         except FileExistsError as exc:
             raise InvalidInputError(str(exc)) from None
         return _scan(args, results, videos, settings, labels, run, executor)
@@ -140,9 +177,40 @@ def cmd_scan(args) -> int:
             executor.close()
 
 
-def _scan(args, results, videos: list[str], settings: dict, labels, run, executor) -> int:
-    from tqdm.auto import tqdm
+def check_scan_inputs(inputs: list[str]) -> None:
+    """A folder or file to scan that does not exist is bad usage, said before any output file is made;
+    a missing video named among others (by its extension) gets an error record of its own."""
+    import glob
 
+    from ..video import video_suffixes
+
+    for item in inputs:
+        if not glob.has_magic(item) and not os.path.lexists(item) and os.path.splitext(item)[1].lower() not in video_suffixes():
+            raise InvalidInputError(f"{item}: no such folder or file")
+
+
+class StdoutResults:
+    """A scan's records as JSON lines on standard output (`-o -`), each written whole and flushed."""
+
+    done: frozenset[str] = frozenset()
+
+    def check_settings(self, settings: dict) -> None:
+        """Nothing to check: no records are read back (there is no --resume with -o -)."""
+
+    def write(self, record: dict) -> None:
+        from ..output import json_line
+
+        sys.stdout.write(json_line(record))
+        sys.stdout.flush()
+
+    def __enter__(self) -> StdoutResults:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def _scan(args, results, videos: list[str], settings: dict, labels, run, executor) -> int:
     with results:
         todo = [v for v in videos if v not in results.done]
         if not todo:
@@ -154,24 +222,24 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
             results.check_settings(made_with)  # the model's weights too, now that they are loaded
         ok = failed = 0
         invalid = False
-        footage, started = 0.0, time.monotonic()
-        bar = tqdm(total=len(todo), unit="video", file=sys.stderr, disable=args.quiet or None, dynamic_ncols=True)
-        with bar:
+        footage_seconds = 0.0
+        with Footage(show=False if args.index else shows_progress(args), part=(run.start, run.end)) as footage:
+            footage.expect([] if args.index else expected_footage(todo, footage.shown))
+            classifier.progress = footage
             for video, outcome in outcomes(args, classifier, labels, todo):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 record = record_of(video, outcome, args.save_embeddings, made_with)
                 results.write(record)
+                footage.finished(video, None if "error" in record else record["duration"])
                 if "error" in record:
                     failed += 1
                 else:
                     ok += 1
-                    footage += record["duration"]
-                bar.set_postfix_str(f"{footage:.0f} s of footage, {footage / max(time.monotonic() - started, 1e-9):.1f}x real time")
-                bar.update()
+                    footage_seconds += record["duration"]
     skipped = len(videos) - len(todo)
     say(
-        f"scanned {len(todo)} videos ({footage:.1f} s of footage): {ok} ok, {failed} failed"
-        + (f", {skipped} already done" if skipped else "") + f" -> {args.output}"
+        f"scanned {len(todo)} videos ({footage_seconds:.1f} s of footage): {ok} ok, {failed} failed"
+        + (f", {skipped} already done" if skipped else "") + f" -> {'stdout' if to_stdout(args.output) else args.output}"
     )
     return exit_status(failed > 0, invalid)
 
@@ -184,9 +252,17 @@ def cmd_report(args) -> int:
     if not args.source:
         raise InvalidInputError("nothing to report: give a VIDEO, a scan's SCAN.jsonl or --index LIB")
     settings, labels, run = validated(args, segments=True, top_k=None)
+    [(_, checked)] = checked_inputs([args.source])  # progress and input check: before the model loads
+    if isinstance(checked, Exception):
+        failure(args.source, checked)
+        return exit_status(True, isinstance(checked, InvalidInputError))
     classifier = make_classifier(settings, run)
     try:
-        result = classifier.classify_prepared(args.source, labels, run)
+        with Footage(show=shows_progress(args), part=(run.start, run.end)) as footage:
+            footage.expect(expected_footage([checked], footage.shown))
+            classifier.progress = footage
+            result = classifier.classify_prepared(checked, labels, run)
+            footage.finished(result.video, result.duration)
         if args.save_embeddings:
             result.embeddings.save(embeddings_path(args.save_embeddings, args.source))
         write_report(result, args.output, classifier.backend, **_event_rule(settings))

@@ -25,7 +25,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
         try:
             return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[str(dtype)]
         except KeyError:
-            raise ValueError(f"dtype must be auto, float32, bfloat16 or float16; got {dtype!r}") from None
+            raise InvalidInputError(f"dtype must be auto, float32, bfloat16 or float16; got {dtype!r}") from None
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if device.type == "cpu" and _cpu_has_fast_bf16() else torch.float32

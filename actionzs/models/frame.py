@@ -59,25 +59,29 @@ class FrameEncoder(Encoder):
 
     def sampling(self, run) -> dict:
         """The stream's keyframes when asked, else frames at `fps` per second with segments on (or
-        no `num_frames`), else `num_frames` spread uniformly over the video."""
+        no `num_frames`), else `num_frames` spread uniformly over the video; with the part of the
+        video a run covers (`start`, `end`) when it is not the whole."""
         if run.keyframes:
-            return {"keyframes": True}
-        if run.segments or run.num_frames is None:
-            return {"fps": float(run.fps)}
-        return {"uniform": int(run.num_frames)}
+            chosen = {"keyframes": True}
+        elif run.segments or run.num_frames is None:
+            chosen = {"fps": float(run.fps)}
+        else:
+            chosen = {"uniform": int(run.num_frames)}
+        return {**chosen, **sampling.part_of(run)}
 
     def plan(self, timeline, run) -> FramePlan:
         """The frames to embed; too many frames or windows for the video's length are refused here,
         before any frame is read (the windows are laid out when the embeddings are scored)."""
         chosen = self.sampling(run)
+        start, end = sampling.part(timeline, run.start, run.end)
         if run.segments:
-            sampling.check_windows(timeline.duration, run.window, run.stride)
+            sampling.check_windows(end - start, run.window, run.stride)
         if "keyframes" in chosen:
-            sample = sampling.keyframes(timeline)
+            sample = sampling.keyframes_in(timeline, start, end)
         elif "fps" in chosen:
-            sample = sampling.at_fps(timeline, chosen["fps"])
+            sample = sampling.at_fps(timeline, chosen["fps"], start, end)
         else:
-            sample = sampling.uniform(timeline, chosen["uniform"])
+            sample = sampling.uniform(timeline, chosen["uniform"], start, end)
         unique, where = np.unique(sample.indices, return_inverse=True)
         return FramePlan(sample, unique, where, timeline.duration, chosen, self.identity, timeline.gaps)
 
@@ -86,7 +90,9 @@ class FrameEncoder(Encoder):
 
     def features(self, embeddings: FrameEmbeddings, run) -> Features:
         with naming(embeddings.source):
-            spans = sampling.windows(embeddings.duration, run.window, run.stride) if run.segments else None
+            start = float(embeddings.sampling.get("start", 0.0))
+            end = min(float(embeddings.sampling.get("end", embeddings.duration)), embeddings.duration)
+            spans = sampling.windows(end, run.window, run.stride, start) if run.segments else None
         whole, pooled = pooled_frames(embeddings, spans, run.pooling)
         return Features(whole, pooled, spans)
 

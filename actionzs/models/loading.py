@@ -39,6 +39,9 @@ class ModelRef:
         return cls(where, device, dtype or "auto", model)
 
     def load(self) -> Encoder:
+        from .device import resolve_device, resolve_dtype
+
+        resolve_dtype(self.dtype, resolve_device(self.device))  # a device or dtype that cannot be: said before any lookup
         source, local = _locate(self.model, self.name or self.model)
         return family_for(_model_type(source, local, self.name or self.model)).load(source, self, local)
 
@@ -83,8 +86,13 @@ def _locate(model: str, name: str | None = None) -> tuple[str, bool]:
     name = name or model
     if os.path.isdir(model):
         return model, True
-    if os.path.exists(model) or model.startswith((".", "/", "~")):
+    if os.path.exists(model):
         raise ModelLoadError(f"model {name!r}: not a checkpoint directory")
+    if _looks_like_folder(model):
+        raise ModelLoadError(
+            f"model {name!r}: not a checkpoint directory: no such folder {os.path.abspath(os.path.expanduser(model))} "
+            f"(a hub id reads owner/name, e.g. {DEFAULT_MODEL})"
+        )
     from huggingface_hub import constants, try_to_load_from_cache
     from huggingface_hub.errors import HFValidationError
 
@@ -99,6 +107,15 @@ def _locate(model: str, name: str | None = None) -> tuple[str, bool]:
     if not _hub_reachable():
         raise ModelLoadError(f"model {name!r} is not cached and the model hub cannot be reached; " + _OFFLINE_HINT.format(model=name))
     return model, False
+
+
+def _looks_like_folder(model: str) -> bool:
+    """Whether a model name that is no folder was meant as one: it starts with `.`, `/` or `~`,
+    holds a backslash or more than one `/`, is a bare name (a hub id reads owner/name), or its
+    first part is a folder here (`models/clip-b32` with a `models` folder)."""
+    if model.startswith((".", "/", "~")) or "\\" in model or model.count("/") != 1:
+        return True
+    return os.path.isdir(model.split("/")[0])
 
 
 def _model_type(source: str, local: bool, name: str) -> str:

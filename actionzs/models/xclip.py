@@ -20,10 +20,11 @@ from .checkpoint import CheckpointEncoder
 SIMILARITY_BATCH = 32
 
 
-def clip_spans(duration_seconds: float, run) -> list[sampling.Span]:
-    """The whole video, then (segments on) each window: the spans a clip encoder embeds."""
-    whole = [sampling.Span(0.0, duration_seconds)]
-    return whole + sampling.windows(duration_seconds, run.window, run.stride) if run.segments else whole
+def clip_spans(start_seconds: float, end_seconds: float, run) -> list[sampling.Span]:
+    """The whole part [start, end) of the video a run covers, then (segments on) each window in it:
+    the spans a clip encoder embeds."""
+    whole = [sampling.Span(start_seconds, end_seconds)]
+    return whole + sampling.windows(end_seconds, run.window, run.stride, start_seconds) if run.segments else whole
 
 
 @dataclass(frozen=True)
@@ -92,20 +93,22 @@ class XClipEncoder(CheckpointEncoder, Encoder):
                 f"{self.name} embeds clips of {self.frames_per_clip} evenly spaced frames; keyframe sampling "
                 "(--keyframes) is for frame encoders (CLIP, SigLIP)"
             )
-        return {"frames_per_clip": self.frames_per_clip, "windows": [run.window, run.stride] if run.segments else None}
+        return {"frames_per_clip": self.frames_per_clip, "windows": [run.window, run.stride] if run.segments else None,
+                **sampling.part_of(run)}
 
     def plan(self, timeline, run) -> ClipPlan:
         """Every span's frames; more spans x frames per clip than `sampling.MAX_FRAMES` (or windows
         than `sampling.MAX_WINDOWS`) are refused before any span is made or frame read."""
-        windows = sampling.check_windows(timeline.duration, run.window, run.stride) if run.segments else 0
+        start, end = sampling.part(timeline, run.start, run.end)
+        windows = sampling.check_windows(end - start, run.window, run.stride) if run.segments else 0
         frames = (1 + windows) * self.frames_per_clip
         if frames > sampling.MAX_FRAMES:
             raise VideoOptionsError(
                 f"{1 + windows:,} clips (the whole video, then window {run.window:g} s every {run.stride:g} s) of "
-                f"{self.frames_per_clip} frames take {frames:,} frames over {timeline.duration:g} s, more than the "
+                f"{self.frames_per_clip} frames take {frames:,} frames over {end - start:g} s, more than the "
                 f"{sampling.MAX_FRAMES:,} allowed; use a longer stride (--stride)"
             )
-        spans = clip_spans(timeline.duration, run)
+        spans = clip_spans(start, end, run)
         per_span = np.stack([
             sampling.uniform(timeline, self.frames_per_clip, s.start_seconds, s.end_seconds).indices for s in spans
         ])
@@ -140,7 +143,7 @@ class XClipEncoder(CheckpointEncoder, Encoder):
     def features(self, embeddings: ClipEmbeddings, run) -> Features:
         stored = [sampling.Span(float(a), float(b)) for a, b in embeddings.spans]
         with naming(embeddings.source):
-            spans = clip_spans(embeddings.duration, run)
+            spans = clip_spans(stored[0].start_seconds, stored[0].end_seconds, run)  # the part of the video embedded
         if stored != spans:
             raise InvalidInputError(
                 f"{embeddings.source}: clip embeddings were made for other windows; embed again with these options"
