@@ -138,7 +138,7 @@ def test_on_a_terminal_bars_show_footage_and_messages_are_lines_of_their_own(cli
 
 @pytest.mark.slow  # a real process per run, each loading the model
 def test_in_a_log_progress_is_plain_lines_only_when_asked(clip_dir, folder, tmp_path):
-    base = [sys.executable, "-m", "actionzs", "scan", str(folder), "-l", "cat", "--model", str(clip_dir)]
+    base = [sys.executable, "-m", "actionzs", "scan", str(folder), "-l", "cat", "-l", "dog", "--model", str(clip_dir)]
     quiet_log = subprocess.run([*base, "-o", str(tmp_path / "one.jsonl")], capture_output=True, text=True,
                                env=subprocess_env(), timeout=300)
     assert "progress:" not in quiet_log.stderr and "\r" not in quiet_log.stderr
@@ -153,7 +153,7 @@ def test_in_a_log_progress_is_plain_lines_only_when_asked(clip_dir, folder, tmp_
 @pytest.mark.slow  # a real process per run, each loading the model
 def test_quiet_draws_nothing_even_on_a_terminal(clip_dir, folder, tmp_path):
     code, terminal = _run_on_terminal(
-        ["classify", folder / "a.mp4", "-l", "cat", "--model", clip_dir, "-q", "--progress", "-o", tmp_path / "r.json",
+        ["classify", folder / "a.mp4", "-l", "cat", "-l", "dog", "--model", clip_dir, "-q", "--progress", "-o", tmp_path / "r.json",
          "--format", "json"], tmp_path)
     assert code == 0 and terminal.strip() == "", terminal
     assert json.loads((tmp_path / "r.json").read_text())[0]["duration"] == pytest.approx(12.0)
