@@ -83,7 +83,7 @@ def table(records: list[dict]) -> str:
     for record in records:
         video = printable(record["video"])
         if "error" in record:
-            out.append(f"{video}: ERROR {printable(record['error'])}")
+            out.extend([f"{video}: ERROR {printable(record['error'])}", ""])  # every record's lines end with a newline
             continue
         out.append(f"{video}  ({hms(record['duration'])}, {printable(record['model'])})")
         out.append("    score  similarity  label")

@@ -259,3 +259,12 @@ def test_probe_names_the_file_as_classify_does(capsys, tmp_path, clip10):
     good, bad = json.loads(out)
     assert code == 1 and good["video"] == str(clip10) == good["path"] and bad["video"] == str(tmp_path / "gone.mp4")
     assert os.path.basename(good["video"]) == "ten.mp4"
+
+
+def test_a_tables_last_record_ends_its_line_even_when_it_is_an_error():
+    """In a log, what is printed next must not run into the table's last line."""
+    from actionzs.output import render
+
+    text = render([{"video": "a.mp4", "error": "no such file"}, {"video": "b.mp4", "error": "not a video"}], "table")
+    assert text.endswith("\n")
+    assert "no such file\n" in text and text.rstrip("\n").endswith("b.mp4: ERROR not a video")

@@ -181,6 +181,7 @@ def test_a_bad_scan_file_is_refused_naming_it(capsys, tmp_path, content, reason)
     (["missing.jsonl", "-o", "site"], "missing.jsonl: cannot read it"),
     (["scan.jsonl", "-o", "scan.jsonl"], "is a file; give a folder"),
     (["scan.jsonl", "--index", "lib.db", "-o", "site"], "not both"),
+    (["scan.jsonl", "-o", "-"], "give -o DIR"),
 ])
 def test_report_usage_errors_exit_2(capsys, tmp_path, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
@@ -235,3 +236,12 @@ def test_a_scans_report_runs_where_torch_cannot_be_imported(clip, tmp_path):
                          capture_output=True, text=True, env=subprocess_env(), timeout=120)
     assert run.returncode == 0, run.stderr
     assert tree(tmp_path / "site") == {"index.html", "0001-clip.html"}
+
+
+def test_a_videos_report_to_standard_output_links_its_video_from_where_it_is_run(capsys, clip, clip_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(clip.parent)
+    code, out, err = run_cli(capsys, "report", clip, "-o", "-", "--model", clip_dir, "-l", "running", "-l", "waving",
+                             "--template", "a video of {}.", "--fps", "2", "-q")
+    assert code == 0, err
+    assert out.startswith("<!DOCTYPE html>") and f'src="{clip.name}"' in out
+    assert not (clip.parent / "-").exists()

@@ -73,7 +73,8 @@ def add_parsers(commands, shared) -> None:
                         help="a video to classify, or a scan's results (.jsonl) to draw")
     report.add_argument("--index", metavar="LIB", help="score every file stored in this index and report them all")
     report.add_argument("-o", "--output", required=True, metavar="FILE|DIR",
-                        help="the HTML file to write (VIDEO), or the folder for index.html and the pages (SCAN.jsonl, --index)")
+                        help="the HTML file to write (VIDEO; - for standard output), or the folder for index.html and the "
+                             "pages (SCAN.jsonl, --index)")
 
 
 def cmd_probe(args) -> int:
@@ -265,11 +266,17 @@ def cmd_report(args) -> int:
             footage.finished(result.video, result.duration)
         if args.save_embeddings:
             result.embeddings.save(embeddings_path(args.save_embeddings, args.source))
-        write_report(result, args.output, classifier.backend, **_event_rule(settings))
+        if to_stdout(args.output):  # the page on stdout: its player linked relative to where it is run
+            from ..report import render_report, video_url
+
+            write_output(None, render_report(result, classifier.backend, video_src=video_url(result.video, os.getcwd()),
+                                             **_event_rule(settings)))
+        else:
+            write_report(result, args.output, classifier.backend, **_event_rule(settings))
     except ActionzsError as exc:
         failure(args.source, exc)
         return exit_status(True, isinstance(exc, InvalidInputError))
-    if not args.quiet:
+    if not args.quiet and not to_stdout(args.output):
         say(f"wrote {args.output}")
     return EXIT_OK
 
@@ -289,6 +296,8 @@ def _report_folder(args) -> int:
         raise InvalidInputError("give a scan's SCAN.jsonl or --index LIB, not both")
     if args.save_embeddings:
         raise InvalidInputError("--save-embeddings applies to a single VIDEO's report")
+    if to_stdout(args.output):
+        raise InvalidInputError("-o -: a scan's or an index's report is a folder of pages; give -o DIR")
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         raise InvalidInputError(f"{args.output}: is a file; give a folder for the index page and the pages")
     if args.index:
