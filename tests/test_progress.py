@@ -201,3 +201,26 @@ def test_with_start_and_end_only_the_part_counts_from_its_start():
     footage.finished("a", 100.0)
     footage.finished("b", 20.0)
     assert (footage.done_seconds, footage.total_seconds, footage.videos_done) == (30.0, 30.0, 2)
+
+
+@pytest.mark.slow  # a real process per command, each loading the model
+@pytest.mark.parametrize("command", ["eval", "calibrate"])
+def test_eval_and_calibrate_show_their_footage_too(clip_dir, folder, tmp_path, command):
+    """Every command that decodes says how far it is, in seconds of footage."""
+    good = ["a.mp4", "c.mp4"]
+    if command == "eval":
+        dataset = tmp_path / "dataset"
+        for label, name in zip(("cat", "dog"), good):
+            (dataset / label).mkdir(parents=True)
+            (dataset / label / name).symlink_to(folder / name)
+        argv = ["eval", str(dataset), "-o", str(tmp_path / "metrics.json")]
+    else:
+        examples = tmp_path / "examples.csv"
+        examples.write_text("path,label,start,end,positive\n" + "".join(
+            f"{folder / name},cat,,,{positive}\n" for name, positive in zip(good, (1, 0))))
+        argv = ["calibrate", "--examples", str(examples), "-o", str(tmp_path / "thresholds.yaml")]
+    run = subprocess.run([sys.executable, "-m", "actionzs", *argv, "--model", str(clip_dir), "--template", "a video of {}.",
+                          "--progress"], capture_output=True, text=True, env=subprocess_env(), timeout=300)
+    assert run.returncode == 0, run.stderr
+    finals = [line for line in run.stderr.splitlines() if line.startswith("progress: ")]
+    assert finals and f"/{len(good)} videos" in finals[-1] and " s of footage (100%)" in finals[-1], run.stderr

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 
 from ..errors import InvalidInputError
-from .arguments import HelpFormatter, flag_of
-from .common import EXIT_FAILED, EXIT_OK, from_index, make_classifier, outcomes, say, settings_of, validated
+from .arguments import HelpFormatter, flag_of, progress_option
+from .common import EXIT_FAILED, EXIT_OK, footage_of, from_index, make_classifier, outcomes, say, settings_of, validated
 
 
 #: The options of a run that change what calibration fits: those that change a window's value.
@@ -47,6 +47,7 @@ def add_parsers(commands) -> None:
     for name in RUN_OPTIONS:
         run.add_argument(option(name).flag, **flag_of(option(name)))
     calibrate.add_argument("-q", "--quiet", action="store_true", help="no progress or info messages")
+    progress_option(calibrate)
     calibrate.add_argument("-v", "--verbose", action="store_true", help="more detail on stderr")
     calibrate.set_defaults(thresholds=None, num_frames=None, save_embeddings=None)
 
@@ -69,8 +70,11 @@ def cmd_calibrate(args) -> int:
         raise InvalidInputError(f"the config sets events.thresholds ({run.events.thresholds}); calibrate writes one")
     background = parse_labels(args.background) if args.background else []
     classifier = make_classifier(settings, run)
-    thresholds, reports, failed = calibrate(classifier, examples, labels, run, background=background, precision=args.precision,
-                                            score_videos=lambda paths, names: outcomes(args, classifier, names, paths))
+    videos = [] if args.index else list(dict.fromkeys(example.path for example in examples))
+    with footage_of(args, classifier, videos, run, show=False if args.index else None):
+        thresholds, reports, failed = calibrate(
+            classifier, examples, labels, run, background=background, precision=args.precision,
+            score_videos=lambda paths, names: outcomes(args, classifier, names, paths))
     for (path, start, end), reason in failed.items():
         say(f"error: {path}{'' if start is None else f' {start:g}-{end:g} s'}: {reason} (left out)")
     for line in report_table(reports, thresholds.measure):

@@ -8,6 +8,8 @@ import hashlib
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ActionzsError, InvalidInputError
@@ -177,6 +179,22 @@ def load_embeddings(path: str):
     except (ValueError, AttributeError):
         kind = None
     return (ClipEmbeddings if kind == ClipEmbeddings.kind else FrameEmbeddings).load(path)
+
+
+@contextmanager
+def footage_of(args, classifier, sources: list, run, show: bool | None = None) -> Iterator:
+    """Progress in seconds of footage while `classifier` works through `sources` (as the command
+    was asked: `--quiet`, `--[no-]progress`; `show=False` where nothing is decoded), fed by the
+    classifier's progress hook. Yields the `Footage`, for the command to say when a video is done."""
+    from .progress import Footage, shows_progress
+
+    with Footage(show=shows_progress(args) if show is None else show, part=(run.start, run.end)) as footage:
+        footage.expect(expected_footage(sources, footage.shown))
+        classifier.progress = footage
+        try:
+            yield footage
+        finally:
+            classifier.progress = None
 
 
 def expected_footage(items: list, read: bool = True) -> list[tuple[str, float]]:

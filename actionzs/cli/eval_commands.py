@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 
 from ..errors import InvalidInputError
 from .arguments import HelpFormatter
-from .common import EXIT_FAILED, EXIT_OK, check_output, failure, from_index, make_classifier, make_folder, say, settings_of
+from .common import (EXIT_FAILED, EXIT_OK, check_output, failure, footage_of, from_index, make_classifier, make_folder, say,
+                     settings_of)
 
 _EPILOG = ("Exit status: 0 every clip evaluated, 1 some clip failed or some input was left out (each is named; the "
            "rest is evaluated and written), 2 bad usage.")
@@ -144,8 +144,10 @@ def _trimmed(args, settings, run, templates):
         raise InvalidInputError(f"{args.dataset}: no clips to evaluate" + (f" ({problems[0]})" if problems else ""))
     descriptions = _descriptions(args, dataset.classes, problems)
     classifier = make_classifier(settings, run)
-    found = evaluate_clips(classifier, dataset, templates, descriptions, index=args.index, store=args.save_embeddings,
-                           on_failure=failure, progress=lambda items: _progress(items, len(dataset.clips), "clip", args.quiet))
+    with footage_of(args, classifier, [] if args.index else [path for path, _ in dataset.clips], run,
+                    show=False if args.index else None):
+        found = evaluate_clips(classifier, dataset, templates, descriptions, index=args.index, store=args.save_embeddings,
+                               on_failure=failure)
     metrics = {**_record(args, settings, "trimmed", problems), "layout": args.layout, "split": args.split, **found}
     return metrics, page.confusion_png(np.array(metrics["confusion"]), dataset.classes)
 
@@ -176,17 +178,11 @@ def _temporal(args, settings, run, templates):
                                 + (f" ({problems[0]})" if problems else ""))
     descriptions = _descriptions(args, [label.name for label in labels], problems)
     classifier = make_classifier(settings, run)
-    measured = untrimmed.evaluate_videos(
-        classifier, truth, video_of, labels, templates, descriptions, event_tiou=args.tiou, index=args.index,
-        store=args.save_embeddings, on_failure=failure,
-        progress=lambda items: _progress(items, len(video_of), "video", args.quiet))
+    with footage_of(args, classifier, [] if args.index else list(video_of), run, show=False if args.index else None):
+        measured = untrimmed.evaluate_videos(
+            classifier, truth, video_of, labels, templates, descriptions, event_tiou=args.tiou, index=args.index,
+            store=args.save_embeddings, on_failure=failure)
     return {**_record(args, settings, "temporal", problems), "annotations": args.annotations, "notes": notes, **measured}, None
-
-
-def _progress(items, total: int, unit: str, quiet: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(items, total=total, unit=unit, file=sys.stderr, disable=quiet or None, dynamic_ncols=True)
 
 
 def _json_safe(value):

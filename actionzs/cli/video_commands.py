@@ -8,10 +8,9 @@ import sys
 from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from .arguments import HelpFormatter, engine_options, examples
-from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, expected_footage, failure,
+from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, failure, footage_of,
                      from_index, from_stored, make_classifier, make_executor, outcomes, provenance_of, record_of, say,
                      settings_of, to_stdout, validated, write_output)
-from .progress import Footage, shows_progress
 
 
 def add_parsers(commands, shared) -> None:
@@ -124,10 +123,8 @@ def cmd_classify(args) -> int:
         classifier = make_classifier(settings, run)
         made_with = provenance_of(classifier, labels, run)
         sources = args.videos if args.index else [inputs[k][1] for k in todo]
-        show = False if args.index else shows_progress(args)  # an index's frames are scored, not decoded
-        with Footage(show=show, part=(run.start, run.end)) as footage:
-            footage.expect([] if args.index else expected_footage(sources, footage.shown))
-            classifier.progress = footage
+        # an index's frames are scored, not decoded: no footage to count
+        with footage_of(args, classifier, [] if args.index else sources, run, show=False if args.index else None) as footage:
             for position, (video, outcome) in enumerate(outcomes(args, classifier, labels, sources)):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 name = video if args.index else inputs[todo[position]][0]
@@ -224,9 +221,7 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
         ok = failed = 0
         invalid = False
         footage_seconds = 0.0
-        with Footage(show=False if args.index else shows_progress(args), part=(run.start, run.end)) as footage:
-            footage.expect([] if args.index else expected_footage(todo, footage.shown))
-            classifier.progress = footage
+        with footage_of(args, classifier, [] if args.index else todo, run, show=False if args.index else None) as footage:
             for video, outcome in outcomes(args, classifier, labels, todo):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 record = record_of(video, outcome, args.save_embeddings, made_with)
@@ -259,9 +254,7 @@ def cmd_report(args) -> int:
         return exit_status(True, isinstance(checked, InvalidInputError))
     classifier = make_classifier(settings, run)
     try:
-        with Footage(show=shows_progress(args), part=(run.start, run.end)) as footage:
-            footage.expect(expected_footage([checked], footage.shown))
-            classifier.progress = footage
+        with footage_of(args, classifier, [checked], run) as footage:
             result = classifier.classify_prepared(checked, labels, run)
             footage.finished(result.video, result.duration)
         if args.save_embeddings:

@@ -16,19 +16,18 @@ from .embedded import embeddings_of, failure_record
 
 def evaluate_clips(classifier, dataset: Dataset, templates: tuple[str, ...], descriptions: dict[str, str] | None = None, *,
                    index: str | None = None, store: str | None = None,
-                   on_failure: Callable[[str, Exception], dict] = failure_record,
-                   progress: Callable[[Iterable], Iterable] = lambda items: items) -> dict:
+                   on_failure: Callable[[str, Exception], dict] = failure_record) -> dict:
     """The trimmed-clip metrics of `dataset` under each prompt variant of `templates` (and
     `descriptions`, {class: description}), each clip embedded once with the classifier's options
     (from the library `index`, or kept in the folder `store`). A clip that fails is recorded by
-    `on_failure` (default: its error) under "failures" and left out; `progress` wraps the clips
-    as they are embedded (a progress bar)."""
+    `on_failure` (default: its error) under "failures" and left out. The classifier's progress
+    hook sees each clip as it is embedded."""
     descriptions = descriptions or {}
     variants = prompt_variants(tuple(templates), bool(descriptions))
     failures: list[dict] = []
     embedded = embeddings_of(classifier, [path for path, _ in dataset.clips], index, store,
                              labels=labels_for(dataset.classes, {}, variants[0]))
-    videos, scores = similarities(classifier, progress(embedded), dataset.classes, variants, descriptions,
+    videos, scores = similarities(classifier, embedded, dataset.classes, variants, descriptions,
                                   lambda video, exc: failures.append(on_failure(video, exc)))
     if not videos:
         raise ActionzsError(f"none of the {len(dataset.clips)} clips could be evaluated"

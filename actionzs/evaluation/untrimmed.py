@@ -22,8 +22,7 @@ def evaluate_videos(classifier, truth: list[Instance], video_of: dict[str, str],
                     templates: tuple[str, ...], descriptions: dict[str, str] | None = None, *,
                     thresholds: tuple[float, ...] = THUMOS_TIOUS, event_tiou: float = 0.5,
                     index: str | None = None, store: str | None = None,
-                    on_failure: Callable[[str, Exception], dict] = failure_record,
-                    progress: Callable[[Iterable], Iterable] = lambda items: items) -> dict:
+                    on_failure: Callable[[str, Exception], dict] = failure_record) -> dict:
     """Temporal metrics of the videos `video_of` ({file: its name in `truth`}, see `names_of` and
     `filed`) against `truth`, with `labels` as candidates, under each prompt variant of
     `templates` (and descriptions: `descriptions`, or the labels' own). The classifier's options
@@ -35,7 +34,7 @@ def evaluate_videos(classifier, truth: list[Instance], video_of: dict[str, str],
     failures: list[dict] = []
     paths = sorted(video_of)
     embedded = embeddings_of(classifier, paths, index, store, labels=labels)
-    scored, found = detections(classifier, progress(embedded), video_of, labels, variants, descriptions,
+    scored, found = detections(classifier, embedded, video_of, labels, variants, descriptions,
                                lambda video, exc: failures.append(on_failure(video, exc)))
     evaluated = {video_of[p] for p in scored}
     truth = [i for i in truth if i.video in evaluated]
