@@ -1,5 +1,5 @@
-"""Progress in seconds of footage for the commands that decode (classify, scan, report, index), and
-the one way the CLI's messages reach stderr, so that they never tear a bar.
+"""Progress in seconds of footage for the commands that decode (classify, scan, report, index, eval,
+calibrate), and the one way the CLI's messages reach stderr, so that they never tear a bar.
 
 On a terminal a run shows two bars: the whole run's footage (with its rate and ETA) and the video
 being decoded (its own seconds and ETA), fed by the classifier's `progress` hook as each batch is
