@@ -10,7 +10,7 @@ import math
 import os
 
 from ..errors import InvalidInputError
-from .arguments import HelpFormatter
+from .arguments import HelpFormatter, examples
 from .common import (EXIT_FAILED, EXIT_OK, check_output, failure, footage_of, from_index, make_classifier, make_folder, say,
                      settings_of)
 
@@ -22,7 +22,11 @@ def add_parsers(commands, shared) -> None:
     from ..evaluation.datasets import LAYOUTS
 
     parser = commands.add_parser(
-        "eval", parents=[shared], formatter_class=HelpFormatter, epilog=_EPILOG,
+        "eval", parents=[shared], formatter_class=HelpFormatter,
+        epilog=examples("actionzs eval clips/ --layout folders --template clip_kinetics -o metrics.json",
+                        "actionzs eval UCF-101 --layout ucf101 --split ucfTrainTestlist/testlist01.txt -o ucf101.json",
+                        "actionzs eval recordings/ --annotations truth.csv --window 2 --threshold 0.3 -o temporal.json")
+        + "\n\n" + _EPILOG,
         help="measure a model and its prompts on labelled clips or annotated videos",
         description="Measure accuracy on labelled trimmed clips (top-1, top-5, mean class accuracy, per-class accuracy, "
                     "confusion matrix, and a prompt ablation: each template alone, the ensemble, with and without label "
