@@ -241,7 +241,7 @@ def test_xclip_clips_lie_inside_the_part(xclip_dir, clip10):
 # -- help and probe -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["probe", "classify", "scan", "report", "index", "search"])
+@pytest.mark.parametrize("command", ["probe", "classify", "scan", "report", "index", "search", "eval", "calibrate"])
 def test_help_shows_examples_and_defaults(command):
     from test_docs import _subcommands
 

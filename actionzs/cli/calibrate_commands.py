@@ -22,8 +22,7 @@ def add_parsers(commands) -> None:
     calibrate = commands.add_parser(
         "calibrate", formatter_class=HelpFormatter,
         epilog=examples("actionzs calibrate --examples examples.csv -o thresholds.yaml",
-                        "actionzs calibrate --examples examples/ --precision 0.9 --index lib.actionzs -o thresholds.yaml",
-                        "actionzs scan /archive/cam3 --labels-file labels.txt --segments --thresholds thresholds.yaml -o cam3.jsonl"),
+                        "actionzs calibrate --examples examples/ --precision 0.9 --index lib.actionzs -o thresholds.yaml"),
         help="fit per-label thresholds from labelled example clips, for --thresholds",
         description="Score labelled examples (clips or moments where each label happens, and where it does not) as "
                     "classify scores windows, fit one threshold per label on the measure events are found on (--measure), "

@@ -14,7 +14,7 @@ from .arguments import HelpFormatter, examples
 from .common import (EXIT_FAILED, EXIT_OK, check_output, failure, footage_of, from_index, make_classifier, make_folder, say,
                      settings_of)
 
-_EPILOG = ("Exit status: 0 every clip evaluated, 1 some clip failed or some input was left out (each is named; the "
+_EXIT_STATUS = ("Exit status: 0 every clip evaluated, 1 some clip failed or some input was left out (each is named; the "
            "rest is evaluated and written), 2 bad usage.")
 
 
@@ -25,8 +25,7 @@ def add_parsers(commands, shared) -> None:
         "eval", parents=[shared], formatter_class=HelpFormatter,
         epilog=examples("actionzs eval clips/ --layout folders --template clip_kinetics -o metrics.json",
                         "actionzs eval UCF-101 --layout ucf101 --split ucfTrainTestlist/testlist01.txt -o ucf101.json",
-                        "actionzs eval recordings/ --annotations truth.csv --window 2 --threshold 0.3 -o temporal.json")
-        + "\n\n" + _EPILOG,
+                        "actionzs eval recordings/ --annotations truth.csv --window 2 --threshold 0.3 -o temporal.json"),
         help="measure a model and its prompts on labelled clips or annotated videos",
         description="Measure accuracy on labelled trimmed clips (top-1, top-5, mean class accuracy, per-class accuracy, "
                     "confusion matrix, and a prompt ablation: each template alone, the ensemble, with and without label "
@@ -34,7 +33,7 @@ def add_parsers(commands, shared) -> None:
                     "0.3-0.7 and their average, event precision/recall/F1). Each clip is embedded once; every "
                     "prompt variant is scored from those embeddings, and --save-embeddings DIR keeps them for the "
                     "next run, which reads them back instead of decoding. A --template without {} names a shipped ensemble "
-                    "(clip_ucf101, clip_kinetics).")
+                    "(clip_ucf101, clip_kinetics). " + _EXIT_STATUS)
     parser.add_argument("dataset", metavar="DATASET",
                         help="the dataset's folder (folders, ucf101, hmdb51, and the videos of --annotations) or CSV file (csv)")
     parser.add_argument("--layout", choices=LAYOUTS, default="folders",
