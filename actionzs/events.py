@@ -43,7 +43,7 @@ class EventOptions:
         check_fields(self, "events")
         calibrated = None
         if self.thresholds is not None:
-            from .calibration.thresholds import read_thresholds
+            from .thresholds import read_thresholds
 
             calibrated = read_thresholds(self.thresholds)
             if calibrated.measure != self.measure:

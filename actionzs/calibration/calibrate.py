@@ -19,7 +19,7 @@ from ..errors import InvalidInputError
 from ..events import moving_average
 from .examples import NONE, Example, truth
 from .fit import fit_threshold, held_out
-from .thresholds import Thresholds
+from ..thresholds import Thresholds
 
 #: How far past a video's end (seconds) a moment may end: the end of its last frame is not always stated.
 END_TOLERANCE_SECONDS = 0.5

@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from ..errors import InvalidInputError
+from .errors import InvalidInputError
 
 #: The largest thresholds file read.
 THRESHOLDS_BYTES = 2**20
@@ -83,7 +83,7 @@ class Thresholds:
         named like a calibrated label whose `measure` (a moment's best frame's similarity, or its
         score) is below that label's threshold; other queries' moments are kept. Checked as
         `check` does, on the labels the text queries name."""
-        from ..prompts import parse_label
+        from .prompts import parse_label
 
         names = [parse_label(q.text).name if q.text is not None else None for q in queries]
         if not any(names):
@@ -97,7 +97,7 @@ class Thresholds:
 
 def read_thresholds(path: str | os.PathLike) -> Thresholds:
     """The thresholds file at `path`; anything else is an `InvalidInputError` naming it and why."""
-    from ..config import read_yaml
+    from .config import read_yaml
 
     path = os.fspath(path)
     data = read_yaml(path, "a thresholds file", THRESHOLDS_BYTES)
