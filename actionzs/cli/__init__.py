@@ -1,4 +1,4 @@
-"""The `actionzs` command: probe, classify, scan, report, and a library's index and search.
+"""The `actionzs` command: probe, classify, scan, report, a library's index and search, eval and calibrate.
 
 Exit status: 0 when everything was read and scored, 1 when any video failed (each is reported and
 the others still done), 2 for bad usage (unknown option, bad labels or settings, or settings a video
