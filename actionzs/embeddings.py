@@ -251,3 +251,12 @@ class ClipEmbeddings(StoredEmbeddings):
 
     def __repr__(self) -> str:
         return f"ClipEmbeddings({self.source!r}, spans={len(self)}, duration={self.duration:.3f}s, model={self.model!r})"
+
+
+def load_embeddings(path: str | os.PathLike) -> StoredEmbeddings:
+    """Stored embeddings of whichever kind the file says it holds (frames or clip features), read as
+    `StoredEmbeddings.load` reads them: never unpickled, anything else an `InvalidInputError`."""
+    path = os.fspath(path)
+    meta = read_npz(path, ("meta",)).get("meta")
+    kind = _metadata(path, meta).get("kind") if meta is not None else None
+    return {cls.kind: cls for cls in (FrameEmbeddings, ClipEmbeddings)}.get(kind, FrameEmbeddings).load(path)

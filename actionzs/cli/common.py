@@ -140,8 +140,9 @@ def checked_inputs(paths: list[str], embeddings_folder: str | None = None) -> li
     given, stored embeddings (`.npz`, and each `.npz` under `embeddings_folder`) loaded, and the
     error of a file that is missing, unreadable or a folder (a failure of its own, pointing at
     `scan`, the command for folders; the others go on)."""
+    from ..embeddings import load_embeddings
     from ..errors import VideoDecodeError
-    from ..video import _check_path
+    from ..video import check_path
 
     if embeddings_folder is not None:
         if not os.path.isdir(embeddings_folder):
@@ -160,25 +161,11 @@ def checked_inputs(paths: list[str], embeddings_folder: str | None = None) -> li
             if path.lower().endswith(".npz"):
                 checked.append((path, load_embeddings(path)))
                 continue
-            _check_path(path)
+            check_path(path)
             checked.append((path, path))
         except ActionzsError as exc:
             checked.append((path, exc))
     return checked
-
-
-def load_embeddings(path: str):
-    """Stored embeddings (`FrameEmbeddings` or `ClipEmbeddings`, as the file says), never unpickled."""
-    import json
-
-    from ..embeddings import ClipEmbeddings, FrameEmbeddings, read_npz
-
-    meta = read_npz(path, ("meta",)).get("meta")
-    try:
-        kind = json.loads(str(meta[()])).get("kind") if meta is not None and meta.dtype.kind == "U" else None
-    except (ValueError, AttributeError):
-        kind = None
-    return (ClipEmbeddings if kind == ClipEmbeddings.kind else FrameEmbeddings).load(path)
 
 
 @contextmanager

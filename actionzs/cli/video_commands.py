@@ -262,10 +262,9 @@ def cmd_report(args) -> int:
         if to_stdout(args.output):  # the page on stdout: its player linked relative to where it is run
             from ..report import render_report, video_url
 
-            write_output(None, render_report(result, classifier.backend, video_src=video_url(result.video, os.getcwd()),
-                                             **_event_rule(settings)))
+            write_output(None, render_report(result, classifier.backend, video_src=video_url(result.video, os.getcwd())))
         else:
-            write_report(result, args.output, classifier.backend, **_event_rule(settings))
+            write_report(result, args.output, classifier.backend)  # the result says what its events were found with
     except ActionzsError as exc:
         failure(args.source, exc)
         return exit_status(True, isinstance(exc, InvalidInputError))
@@ -275,7 +274,8 @@ def cmd_report(args) -> int:
 
 
 def _event_rule(settings: dict) -> dict:
-    """The measure and threshold events are found with, drawn on the report's timeline."""
+    """The measure and threshold events were found with, for records that do not say so themselves
+    (scans written before records carried their thresholds)."""
     return {"measure": settings["events"]["measure"], "threshold": settings["events"]["threshold"]}
 
 

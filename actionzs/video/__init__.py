@@ -58,12 +58,16 @@ __all__ = [
     "auto_order",
     "backend_names",
     "image_video",
+    "check_path",
     "open_video",
     "register_backend",
 ]
 
 
-def _check_path(path: str) -> None:
+def check_path(path: str) -> None:
+    """That `path` is a file a decoder can be asked to open (a UTF-8 name, a readable, non-empty
+    regular file); else a `VideoDecodeError` saying why. The CLI checks its inputs with it before
+    any model loads; `open_video` checks again."""
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:  # OpenCV crashes the process on such a name, decord refuses it
@@ -97,7 +101,7 @@ def open_video(path: str | os.PathLike, backend: str = "auto") -> Video:
     if backend not in names:
         raise ValueError(f"backend must be one of {', '.join(names)}; got {backend!r}")
     path = os.fspath(path)
-    _check_path(path)
+    check_path(path)
     if Path(path).suffix.lower() in IMAGE_SUFFIXES:
         return Video(open_image(path), path, "image")
     auto = backend == "auto"
