@@ -863,16 +863,22 @@ def _(w):
 def _(w):
     folder = w.path("scans", "vanishing")
     folder.mkdir()
-    for name in ("stays.mp4", "goes.mp4"):
-        shutil.copy(w.files["six"] / "clip0.mp4", folder / name)
-    out = w.path("scans", "vanishing.jsonl")
-    run = w.cli("scan", folder, "-o", out, "--model", w.model, *LABEL_ARGS, *_fast(),
-                during=_paused_once_it_holds(out, lambda: (folder / "goes.mp4").unlink()))
-    expect(not (folder / "goes.mp4").exists(), "the file deleted while the scan ran", "the scan ended first")
+    gone, stays = folder / "goes.mp4", folder / "stays.mp4"
+    for attempt in range(3):
+        for path in (stays, gone):
+            shutil.copy(w.files["six"] / "clip0.mp4", path)
+        out = w.path("scans", f"vanishing-{attempt}.jsonl")
+        run = w.cli("scan", folder, "-o", out, "--model", w.model, *LABEL_ARGS, *_fast(),
+                    during=_paused_once_it_holds(out, gone.unlink))
+        expect(not gone.exists(), "the file deleted while the scan ran", "the scan ended first")
+        records = {r["video"]: r for r in _jsonl(out)}
+        # A file can only be scored if it was opened before it went: on a loaded machine the scan may
+        # get that far before it is stopped, and the case runs again.
+        if "labels" not in records.get(str(gone), {}):
+            break
     run.exit(1)
-    records = {r["video"]: r for r in _jsonl(out)}
-    gone, stays = str(folder / "goes.mp4"), str(folder / "stays.mp4")
-    expect(set(records) == {gone, stays} and "labels" in records[stays] and "no such file" in records[gone].get("error", ""),
+    expect(set(records) == {str(gone), str(stays)} and "labels" in records[str(stays)]
+           and "no such file" in records[str(gone)].get("error", ""),
            "a result for the file that stays and `no such file` for the other", short(json.dumps(records), 120))
     return "exit 1; the deleted file is an error record `no such file`, the other scored"
 
