@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .embeddings import ClipEmbeddings, FrameEmbeddings
 from .errors import InvalidInputError, TimelineChanged, naming
+from .heap import release_free_memory
 from .options import RunOptions
 from .video import Video, image_video, open_video
 
@@ -50,7 +51,10 @@ def embed_video(source, encoder, run: RunOptions, opener: Opener = Opener(), bat
             with naming(video.path):  # options this video cannot be sampled with: refused before decoding
                 plan = encoder.plan(video.timeline, run)
             try:
-                encoded = [encoder.encode(batch) for batch in plan.batches(video, encoder.preprocessor, batch_size)]
+                encoded = []
+                for batch in plan.batches(video, encoder.preprocessor, batch_size):
+                    encoded.append(encoder.encode(batch))
+                    release_free_memory()
             except TimelineChanged:  # damage found: plan again over the frames that decode (once:
                 continue  # a video drops frames only once, a second failure is a VideoDecodeError)
             return plan.finish(encoded, video.path)

@@ -21,6 +21,7 @@ from operator import itemgetter
 
 from .embed import Embeddings, Opener, source_name
 from .errors import TimelineChanged, naming
+from .heap import release_free_memory
 from .options import RunOptions, check_count
 from .stream import DECODE_TIMEOUT, END, ordered_map, prefetch_each
 from .video import Video
@@ -184,6 +185,7 @@ def _encoded(encoder, items: Iterator, progress: Progress | None) -> Embeddings:
             encoded = []
             continue
         encoded.append(encoder.encode(item.batch))
+        release_free_memory()
         if progress is not None:
             progress(path, min(item.seconds, duration), duration)
     return plan.finish(encoded, path)

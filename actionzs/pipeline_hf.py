@@ -11,6 +11,7 @@ from transformers.pipelines.base import ChunkPipeline
 
 from .classifier import ZeroShotVideoClassifier
 from .embeddings import StoredEmbeddings
+from .heap import release_free_memory
 from .models import encoder_for
 
 
@@ -55,7 +56,9 @@ class ZeroShotVideoClassificationPipeline(ChunkPipeline):
 
     def _forward(self, inputs):
         if "pixels" in inputs:
-            return {"encoded": self.classifier.encoder.encode(inputs["pixels"]), "is_last": inputs["is_last"]}
+            encoded = self.classifier.encoder.encode(inputs["pixels"])
+            release_free_memory()
+            return {"encoded": encoded, "is_last": inputs["is_last"]}
         return inputs
 
     def postprocess(self, outputs):
