@@ -192,8 +192,8 @@ OPTIONS: tuple[Option, ...] = (
            "model precision; auto is bfloat16 where the hardware computes it natively, float16 on older GPUs, "
            "else float32", choices=("auto", "float32", "bfloat16", "float16")),
     Option("backend", "loading", str, "auto", "--backend",
-           "video decoder; auto is decord for MP4/MOV and PyAV (FFmpeg) for other containers and wherever "
-           "decord is missing, fails or would read other frames than the container presents", choices=backend_names),
+           "video decoder; auto is PyAV (FFmpeg: it decodes only the frames the sampling needs), then decord "
+           "and OpenCV for a file PyAV cannot open or read", choices=backend_names),
     Option("batch_size", "loading", int, 32, "--batch-size",
            "frames per image-encoder call", unit="frames", minimum=1, maximum=4096, metavar="N"),
     Option("decode_workers", "loading", int, 1, "--decode-workers",

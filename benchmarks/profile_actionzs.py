@@ -1,4 +1,6 @@
-"""Where actionzs's time goes on the 60 s 720p clip (CLIP ViT-B/32 shapes, 20 labels x 5 templates).
+"""Where actionzs's time goes on the 60 s 720p clip (CLIP ViT-B/32 shapes, 20 labels x 5 templates),
+decoding with decord (`backend="decord"`: its reads are what the timeline and the experiments hook;
+decode_less.py compares it with PyAV, the default).
 
     python benchmarks/profile_actionzs.py            # timeline + op profile + experiments
     python benchmarks/profile_actionzs.py --no-experiments
@@ -75,7 +77,7 @@ def main(argv=None) -> int:
     clf = actionzs.pipeline(model_dir, hypothesis_template=tuple(settings["hypothesis_template"]),
                             top_k=settings["top_k"], segments=True, fps=1.0)
     encoder = clf.encoder
-    fresh = lambda batch=32: ZeroShotVideoClassifier(encoder, clf.options, batch_size=batch)  # noqa: E731
+    fresh = lambda batch=32: ZeroShotVideoClassifier(encoder, clf.options, batch_size=batch, backend="decord")  # noqa: E731
     fresh().classify(video, labels)  # warm-up
 
     # -- 1. timeline ---------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ def xclip_section(args, video: str) -> int:
     labels = _models.LABELS_20
     clf = actionzs.pipeline(str(_models.xclip_b32()), hypothesis_template=tuple(settings["hypothesis_template"]),
                             top_k=settings["top_k"], segments=True, window=8.0, stride=8.0)
-    ZeroShotVideoClassifier(clf.encoder, clf.options).classify(video, labels)  # warm-up
+    ZeroShotVideoClassifier(clf.encoder, clf.options, backend="decord").classify(video, labels)  # warm-up
     reads: list[str] = []
     original = DecordReader.read
 
@@ -206,7 +208,7 @@ def xclip_section(args, video: str) -> int:
 
     DecordReader.read = logged
     try:
-        ZeroShotVideoClassifier(clf.encoder, clf.options).classify(video, labels)
+        ZeroShotVideoClassifier(clf.encoder, clf.options, backend="decord").classify(video, labels)
     finally:
         DecordReader.read = original
     print("\n4. X-CLIP base/32, segments window 8 s stride 8 s: decoder reads of one classify call")

@@ -672,14 +672,14 @@ def test_ctrl_c_wrapped_in_another_error_still_exits_130(tmp_path, how):
 SLOW_OPEN = """
 import signal, sys, time
 from pathlib import Path
-from actionzs.video.decord_reader import DecordReader
-_init, _marker = DecordReader.__init__, Path(sys.argv[1])
+from actionzs.video.pyav_reader import PyAVReader
+_init, _marker = PyAVReader.__init__, Path(sys.argv[1])
 def slow_init(self, *args, **kwargs):
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     _marker.touch()
     time.sleep(1.0)
     _init(self, *args, **kwargs)
-DecordReader.__init__ = slow_init
+PyAVReader.__init__ = slow_init
 from actionzs.cli import main
 sys.exit(main(sys.argv[2:]))
 """

@@ -101,10 +101,9 @@ def test_metadata(clip, backend):
     assert f"frames={count}" in repr(video)
 
 
-def test_auto_backend_is_decord(clip_paths):
-    pytest.importorskip("decord")
+def test_auto_backend_is_pyav(clip_paths):
     video = open_video(clip_paths["h264"])
-    assert video.backend == "decord"
+    assert video.backend == "pyav"
     assert video.num_frames == 100
 
 
