@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
@@ -21,11 +22,12 @@ import torch
 from .cache import LRUCache, file_key
 from .embed import Embeddings, Opener, source_name
 from .embeddings import StoredEmbeddings
+from .errors import SingleLabelWarning
 from .events import find_events
 from .executor import LocalExecutor
 from .models import DEFAULT_MODEL, Encoder, Features, load_encoder
 from .options import RunOptions, check_count
-from .prompts import Label, TextEmbeddingCache, parse_labels
+from .prompts import Label, TextEmbeddingCache, parse_labels, single_label_warning
 from .results import VideoResult
 from .sampling import Span
 from .scoring import ranked
@@ -176,6 +178,9 @@ class ZeroShotVideoClassifier:
         thresholds file (`events.thresholds`) checked against this model and these labels."""
         labels, run = parse_labels(candidate_labels), self.options.updated(**options)
         self._check_thresholds(labels, run)
+        warning = single_label_warning(labels, self.encoder.head, run, python=True)
+        if warning:
+            warnings.warn(warning, SingleLabelWarning, stacklevel=3)
         return labels, run
 
     def _check_thresholds(self, labels: list[Label], run: RunOptions) -> None:

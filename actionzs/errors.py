@@ -74,3 +74,7 @@ def naming(path: str | os.PathLike) -> Iterator[None]:
         yield
     except VideoOptionsError as exc:
         raise exc.named(path) from None
+
+
+class SingleLabelWarning(UserWarning):
+    """One candidate label under a softmax head: every score is 1.0 (see `prompts.single_label_warning`)."""

@@ -216,17 +216,21 @@ class TextEmbeddingCache:
         return means
 
 
-def single_label_warning(labels: list[Label], head, run) -> str | None:
+def single_label_warning(labels: list[Label], head, run, *, python: bool = False) -> str | None:
     """What to tell someone who gives one label to a model whose scores are a softmax over the
     labels (CLIP, X-CLIP): every score is then 1, whatever the video shows; None otherwise, or when
-    events already threshold the similarity."""
+    events already threshold the similarity. Worded for the command line, or with `python` for a
+    caller of the library (its keywords instead of flags)."""
     if len(labels) != 1 or head.activation != "softmax" or run.events.measure == "similarity":
         return None
     from .schema import option
 
-    measure = option("measure")
+    if python:
+        how = 'events={"measure": "similarity", "threshold": ...}'
+    else:
+        how = f"{option('measure').flag} similarity and a {option('threshold').flag} on it"
     return (
         f"one label ({labels[0].name!r}) and this model's scores are a softmax over the labels, so every score is 1.0 "
-        f"whatever the video shows: read the similarity (the cosine) instead, with {measure.flag} similarity and a "
-        f"{option('threshold').flag} on it (about 0.2 to 0.3 for CLIP) for events, or add labels for it to compete with"
+        f"whatever the video shows: read the similarity (the cosine) instead, with {how} (about 0.2 to 0.3 for CLIP) "
+        "for events, or add labels for it to compete with"
     )

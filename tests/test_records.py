@@ -242,6 +242,26 @@ def test_a_single_label_under_a_softmax_head_is_warned_about_once(capsys, clips,
                              *FAST, "--format", "json", *extra)
     assert code == 0, err
     assert err.count("--measure similarity") == (1 if warned else 0), err
+    assert "SingleLabelWarning" not in err and 'events={"measure"' not in err  # said once, in the CLI's words
     if warned:
         assert all(r["labels"][0]["score"] == 1.0 for r in json.loads(out))  # what the warning is about
 
+
+
+def test_the_library_warns_a_caller_of_a_single_label_in_its_own_keywords(clips, clip_dir, siglip_dir):
+    import warnings
+
+    from actionzs import ZeroShotVideoClassifier
+    from actionzs.errors import SingleLabelWarning
+    from actionzs.models import load_encoder
+
+    clip = ZeroShotVideoClassifier(load_encoder(str(clip_dir), dtype="float32"), RunOptions(num_frames=2))
+    with pytest.warns(SingleLabelWarning, match=r'events=\{"measure": "similarity"') as caught:
+        result = clip.classify(str(clips / "a.mp4"), ["running"])
+    assert result.labels[0]["score"] == 1.0 and caught[0].filename == __file__  # the caller's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SingleLabelWarning)
+        clip.classify(str(clips / "a.mp4"), ["running", "jumping"])
+        clip.classify(str(clips / "a.mp4"), ["running"], events={"measure": "similarity", "threshold": 0.25})
+        siglip = ZeroShotVideoClassifier(load_encoder(str(siglip_dir), dtype="float32"), RunOptions(num_frames=2))
+        siglip.classify(str(clips / "a.mp4"), ["running"])  # a sigmoid head scores one label on its own

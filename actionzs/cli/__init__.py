@@ -12,9 +12,10 @@ import gc
 import logging
 import os
 import sys
+import warnings
 
 from .. import __version__
-from ..errors import ActionzsError, InvalidInputError
+from ..errors import ActionzsError, InvalidInputError, SingleLabelWarning
 from ..output import printable
 from . import calibrate_commands, eval_commands, library_commands, video_commands
 from .arguments import model_options
@@ -100,7 +101,9 @@ def _run(argv: list[str] | None, closed: set[int]) -> int:
         return EXIT_FAILED
     try:
         _configure_logging(args)
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():  # the command says it itself, in its own words (its flags)
+            warnings.simplefilter("ignore", SingleLabelWarning)
+            return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         return _interrupted(args)
     except Exception as exc:
