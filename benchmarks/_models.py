@@ -23,6 +23,7 @@ tokenizer's size (bos 512, eos 513, pad 513); every other text shape is the ViT-
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
@@ -310,6 +311,21 @@ def code_version() -> str:
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def start(note: str = "") -> None:
+    """What every benchmark does first: transformers' progress bars and warnings off, then the
+    header its figures are read against (date and time, the machine and `note`, the load)."""
+    import _bench
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    print(f"date: {datetime.datetime.now():%Y-%m-%d  %H:%M:%S}")
+    print(f"machine: {machine()}" + (f"; {note}" if note else ""))
+    print(f"loadavg at start: {_bench.loadavg()}; others' CPU now: {100 * _bench.others_load(1.0):.0f}%")
 
 
 def machine() -> str:

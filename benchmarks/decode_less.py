@@ -35,7 +35,6 @@ and decodes every packet from there would decode them (what pyav without skippin
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 from pathlib import Path
@@ -214,16 +213,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quiet-wait", type=float, default=5.0,
                         help="before each measurement, wait up to this many seconds for other processes to go idle")
     args = parser.parse_args(argv)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
     import actionzs
 
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    print(f"date: {datetime.date.today().isoformat()}  {datetime.datetime.now().strftime('%H:%M:%S')}")
-    print(f"machine: {_models.machine()}")
-    print(f"loadavg at start: {_bench.loadavg()}; others' CPU now: {100 * _bench.others_load(2.0):.0f}%")
+    _models.start()
     encoder = actionzs.pipeline(str(_models.clip_b32())).encoder
     for label, shape in CLIPS + ([LONG_CLIP] if args.long else []):
         if args.only and args.only.lower() not in label.lower():

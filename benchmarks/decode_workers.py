@@ -15,7 +15,6 @@ are printed, with the CPU share other processes used meanwhile.
 from __future__ import annotations
 
 import argparse
-import datetime
 import sys
 from pathlib import Path
 
@@ -33,18 +32,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seconds", type=int, default=60, help="clip length (720p, 25 fps)")
     parser.add_argument("--quiet-wait", type=float, default=10)
     args = parser.parse_args(argv)
-
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     import actionzs
     from actionzs.classifier import ZeroShotVideoClassifier
     from actionzs.config import load_config
 
-    print(f"date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}")
-    print(f"machine: {_models.machine()}")
-    print(f"loadavg at start: {_bench.loadavg()}")
+    _models.start()
     video = str(_models.clip(args.seconds))
     settings = load_config()
     labels = _models.LABELS_20

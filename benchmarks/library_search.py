@@ -20,7 +20,6 @@ queries, and the exact search's time per query beside it. Goals: < 50 ms per sea
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import sys
 import time
@@ -74,9 +73,8 @@ def main(argv=None) -> int:
     import faiss
     from actionzs.library.neighbours import FAISS_THRESHOLD, ExactIndex, FaissIndex
 
-    print(f"date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}")
-    print(f"machine: {_models.machine()}")
-    print(f"numpy {np.__version__}, faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads); loadavg at start: {_bench.loadavg()}")
+    _models.start()
+    print(f"numpy {np.__version__}, faiss {faiss.__version__} ({faiss.omp_get_max_threads()} threads)")
 
     frames = 3600
     videos = max(1, int(round(args.hours)))

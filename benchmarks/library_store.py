@@ -24,7 +24,6 @@ The index is written to benchmarks/out/ (git-ignored) and removed afterwards unl
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
 import os
 import sys
@@ -57,10 +56,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import numpy as np
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     import actionzs
     import actionzs.embed as embed_mod
     import actionzs.video as video_mod
@@ -68,9 +63,7 @@ def main(argv=None) -> int:
     from actionzs.library import Library
     from actionzs.library.store import FileEntry, LibraryStore
 
-    print(f"date: {datetime.datetime.now():%Y-%m-%d  %H:%M:%S}")
-    print(f"machine: {_models.machine()}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
-    print(f"loadavg at start: {_bench.loadavg()}; others' CPU now: {100 * _bench.others_load(1.0):.0f}%")
+    _models.start(f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     clf = actionzs.pipeline(str(_models.clip_b32()))
     encoder = clf.encoder
     dim = 512

@@ -23,7 +23,6 @@ windows and results.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import resource
@@ -130,7 +129,7 @@ def main(argv=None) -> int:
     parser.add_argument("--two-hours", action="store_true", help="also a 2-hour clip")
     parser.add_argument("--ten-minutes", action="store_true", help="also a 10-minute clip (is a level reached early?)")
     parser.add_argument("--backend", choices=("auto", "decord", "pyav", "opencv"), default="auto",
-                        help="the CLI's --backend (default auto: decord for these MP4 clips, as shipped)")
+                        help="the CLI's --backend (default auto: PyAV, as shipped)")
     parser.add_argument("--decode-workers", type=int, default=1, metavar="N", help="the CLI's --decode-workers (default 1)")
     parser.add_argument("--child", metavar="VIDEO", help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", help=argparse.SUPPRESS)
@@ -139,10 +138,7 @@ def main(argv=None) -> int:
     if args.child:
         child(args.child, args.model_dir, args.out, args.backend, args.decode_workers)
         return 0
-
-    print(f"date: {datetime.date.today().isoformat()}")
-    print(f"machine: {_models.machine()}")
-    print(f"loadavg at start: {_bench.loadavg()}")
+    _models.start()
     model_dir = _models.MODEL_BUILDERS[args.model]()
     lengths = [60] + ([600] if args.ten_minutes else []) + [3600] + ([7200] if args.two_hours else [])
     clips = [_models.clip(s, width=WIDTH, height=HEIGHT, gop=GOP) for s in lengths]

@@ -54,10 +54,6 @@ def main(argv=None) -> int:
 
     import numpy as np
     import torch
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     import actionzs
     import actionzs.embed as embed_mod
     import actionzs.video as video_mod
@@ -66,10 +62,7 @@ def main(argv=None) -> int:
     from actionzs.frames import resize_dims
     from actionzs.video.decord_reader import DecordReader
 
-    import datetime
-
-    print(f"date: {datetime.datetime.now().strftime('%Y-%m-%d %H:%M:%S')}")
-    print(f"machine: {_models.machine()}")
+    _models.start()
     video = str(_models.clip(args.seconds))
     model_dir = str(_models.clip_b32())
     settings = load_config()

@@ -16,7 +16,6 @@ encoders share the two cores that one local encoder (2 torch threads) already us
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import shutil
 import sys
@@ -39,16 +38,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     import ray
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     import actionzs
     from actionzs.ray_executor import RayExecutor
 
-    print(f"date: {datetime.datetime.now():%Y-%m-%d  %H:%M:%S}")
-    print(f"machine: {_models.machine()}; ray {ray.__version__}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
-    print(f"loadavg at start: {_bench.loadavg()}; others' CPU now: {100 * _bench.others_load(1.0):.0f}%")
+    _models.start(f"ray {ray.__version__}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
     model = _models.clip_b32() if args.model == "b32" else _models.tiny_clip()
     source = _models.clip(args.seconds, width=640, height=360)
     folder = HERE / "out" / "ray_scan"

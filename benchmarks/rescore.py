@@ -29,7 +29,6 @@ counters during the timed calls; all must stay at 0.
 from __future__ import annotations
 
 import argparse
-import datetime
 import statistics
 import sys
 import time
@@ -55,19 +54,13 @@ def main(argv=None) -> int:
 
     import numpy as np
     import torch
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     import actionzs
     import actionzs.embed as embed_mod
     import actionzs.video as video_mod
     from actionzs.config import load_config
     from actionzs.embeddings import FrameEmbeddings
 
-    print(f"date: {datetime.date.today().isoformat()}")
-    print(f"machine: {_models.machine()}")
-    print(f"loadavg: {_bench.loadavg()}; others' CPU now: {100 * _bench.others_load(1.0):.0f}%")
+    _models.start()
     clf = actionzs.pipeline(str(_models.clip_b32()))
     encoder = clf.encoder
     print(f"model: {_models.shown(encoder.name)} ({encoder.model.dtype}), text encoder: {encoder.model.config.text_config.num_hidden_layers} "

@@ -26,7 +26,6 @@ one generated 720p H.264 clip (distinct paths, so nothing is cached between them
 from __future__ import annotations
 
 import argparse
-import datetime
 import shutil
 import sys
 from pathlib import Path
@@ -63,10 +62,6 @@ def copies(seconds: int, count: int) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
     import numpy as np
     import torch
     import transformers
@@ -76,9 +71,7 @@ def main(argv=None) -> int:
     from actionzs.classifier import ZeroShotVideoClassifier
     from actionzs.config import load_config
 
-    print(f"date: {datetime.datetime.now().strftime('%Y-%m-%d  %H:%M:%S')}")
-    print(f"machine: {_models.machine()}")
-    print(f"loadavg at start: {_bench.loadavg()}")
+    _models.start()
     videos = copies(args.seconds, args.clips)
     labels = _models.LABELS_20
     model_dir = str(_models.clip_b32())

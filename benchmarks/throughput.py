@@ -37,9 +37,7 @@ timings badly (torch's OpenMP threads stall whenever one of them is preempted).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import subprocess
 import sys
 from collections import defaultdict
@@ -348,14 +346,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
 
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    print(f"date: {datetime.date.today().isoformat()}  {datetime.datetime.now().strftime('%H:%M:%S')}")
-    print(f"machine: {_models.machine()}")
-    print(f"loadavg at start: {_bench.loadavg()}; others' CPU now: {100 * _bench.others_load(2.0):.0f}%")
+    _models.start()
     width, height = (int(v) for v in args.size.lower().split("x"))
     clips = [str(_models.clip(args.seconds, width=width, height=height))]
     if args.long:
