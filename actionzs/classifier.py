@@ -10,6 +10,8 @@ scoring per embeddings, so a new label set or new windows cost no decoding and n
 from __future__ import annotations
 
 import json
+import os
+import sys
 import threading
 import warnings
 import weakref
@@ -39,6 +41,16 @@ def _raised(outcome):
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
+
+
+def _caller_level() -> int:
+    """The `stacklevel` that points a warning at the first frame outside actionzs (the user's line,
+    whichever entry point they called)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _events(spans: list[Span], values: np.ndarray, names: list[str], duration: float, options) -> list[dict]:
@@ -180,7 +192,7 @@ class ZeroShotVideoClassifier:
         self._check_thresholds(labels, run)
         warning = single_label_warning(labels, self.encoder.head, run, python=True)
         if warning:
-            warnings.warn(warning, SingleLabelWarning, stacklevel=3)
+            warnings.warn(warning, SingleLabelWarning, stacklevel=_caller_level())
         return labels, run
 
     def _check_thresholds(self, labels: list[Label], run: RunOptions) -> None:

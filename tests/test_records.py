@@ -259,6 +259,11 @@ def test_the_library_warns_a_caller_of_a_single_label_in_its_own_keywords(clips,
     with pytest.warns(SingleLabelWarning, match=r'events=\{"measure": "similarity"') as caught:
         result = clip.classify(str(clips / "a.mp4"), ["running"])
     assert result.labels[0]["score"] == 1.0 and caught[0].filename == __file__  # the caller's line
+    for call in (lambda: clip(str(clips / "a.mp4"), candidate_labels=["jumping"]),
+                 lambda: clip.classify_many([str(clips / "a.mp4")], ["walking"])):
+        with pytest.warns(SingleLabelWarning) as caught:
+            call()
+        assert caught[0].filename == __file__  # whichever entry point was called
     with warnings.catch_warnings():
         warnings.simplefilter("error", SingleLabelWarning)
         clip.classify(str(clips / "a.mp4"), ["running", "jumping"])

@@ -39,7 +39,7 @@ OTHER_SUFFIXES = "*"
 #: rest). A file opens with the first that can; a read that fails later switches to the next one
 #: after it that can. Still images (`IMAGE_SUFFIXES`) never reach a backend. PyAV comes first
 #: everywhere: it decodes only the frames a sampling plan needs (seeking, and dropping unwanted
-#: frames no other frame refers to), with 30-57 % less CPU than decord on every benchmark clip and
+#: frames no other frame refers to), with 26-57 % less CPU than decord on every benchmark clip and
 #: as fast or faster end to end (benchmarks/README.md, decode_less.py).
 AUTO_ORDER: dict[str, list[str]] = {
     **{suffix: ["pyav", "decord", "opencv"] for suffix in sorted(DECORD_EXACT_SUFFIXES)},
