@@ -24,7 +24,7 @@ import actionzs.embed as embed_module
 from actionzs import sampling
 from actionzs.classifier import ZeroShotVideoClassifier
 from actionzs.embeddings import FrameEmbeddings
-from actionzs.errors import InvalidInputError, VideoDecodeError
+from actionzs.errors import InvalidInputError, SingleLabelWarning, VideoDecodeError
 from actionzs.events import EventOptions
 from actionzs.models import FrameEncoder, ScoreHead, load_encoder
 from actionzs.options import RunOptions
@@ -668,7 +668,8 @@ def test_a_template_ensemble_averages_the_text_embeddings(clips):
     results = clf(clips["red"], candidate_labels=labels)
     assert clf.texts.encoded == 9
     clf(clips["red"], candidate_labels=labels)
-    clf(clips["red"], candidate_labels=["jump"], hypothesis_template="a clip of {}.")
+    with pytest.warns(SingleLabelWarning):  # one label under a softmax head
+        clf(clips["red"], candidate_labels=["jump"], hypothesis_template="a clip of {}.")
     assert clf.texts.encoded == 9  # every text embedded once
     clf(clips["red"], candidate_labels=["jump", "fall: someone falls"])
     assert clf.texts.encoded == 10  # a description is one text, whatever the templates
