@@ -72,8 +72,7 @@ def cmd_calibrate(args) -> int:
         raise InvalidInputError(f"the config sets events.thresholds ({run.events.thresholds}); calibrate writes one")
     background = parse_labels(args.background) if args.background else []
     classifier = make_classifier(settings, run)
-    videos = [] if args.index else list(dict.fromkeys(example.path for example in examples))
-    with footage_of(args, classifier, videos, run, show=False if args.index else None):
+    with footage_of(args, classifier, list(dict.fromkeys(example.path for example in examples)), run):
         thresholds, reports, failed = calibrate(
             classifier, examples, labels, run, background=background, precision=args.precision,
             score_videos=lambda paths, names: outcomes(args, classifier, names, paths))

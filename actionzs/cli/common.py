@@ -82,7 +82,7 @@ def validated(args, **forced):
 
     settings = {**settings_of(args), **forced}
     labels = labels_of(args, settings)
-    # An option a config file does not set (one newer than the file) has the Python API's default.
+    # An option a config file does not set (one newer than the file) has default.yaml's value, the Python API's default.
     run = RunOptions(**{o.name: settings[o.name] for o in options_of("sampling")}, events=settings["events"])
     check_prompts(labels, run.hypothesis_template)
     for option in options_of("loading"):
@@ -169,14 +169,16 @@ def checked_inputs(paths: list[str], embeddings_folder: str | None = None) -> li
 
 
 @contextmanager
-def footage_of(args, classifier, sources: list, run, show: bool | None = None) -> Iterator:
+def footage_of(args, classifier, sources: list, run) -> Iterator:
     """Progress in seconds of footage while `classifier` works through `sources` (as the command
-    was asked: `--quiet`, `--[no-]progress`; `show=False` where nothing is decoded), fed by the
-    classifier's progress hook. Yields the `Footage`, for the command to say when a video is done."""
+    was asked: `--quiet`, `--[no-]progress`; nothing with `--index`, whose frames are scored, not
+    decoded), fed by the classifier's progress hook. Yields the `Footage`, for the command to say
+    when a video is done."""
     from .progress import Footage, shows_progress
 
-    with Footage(show=shows_progress(args) if show is None else show, part=(run.start, run.end)) as footage:
-        footage.expect(expected_footage(sources, footage.shown))
+    decoded = not getattr(args, "index", None)
+    with Footage(show=decoded and shows_progress(args), part=(run.start, run.end)) as footage:
+        footage.expect(expected_footage(sources if decoded else [], footage.shown))
         classifier.progress = footage
         try:
             yield footage

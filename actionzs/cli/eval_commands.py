@@ -147,8 +147,7 @@ def _trimmed(args, settings, run, templates):
         raise InvalidInputError(f"{args.dataset}: no clips to evaluate" + (f" ({problems[0]})" if problems else ""))
     descriptions = _descriptions(args, dataset.classes, problems)
     classifier = make_classifier(settings, run)
-    with footage_of(args, classifier, [] if args.index else [path for path, _ in dataset.clips], run,
-                    show=False if args.index else None):
+    with footage_of(args, classifier, [path for path, _ in dataset.clips], run):
         found = evaluate_clips(classifier, dataset, templates, descriptions, index=args.index, store=args.save_embeddings,
                                on_failure=failure)
     metrics = {**_record(args, settings, "trimmed", problems), "layout": args.layout, "split": args.split, **found}
@@ -181,7 +180,7 @@ def _temporal(args, settings, run, templates):
                                 + (f" ({problems[0]})" if problems else ""))
     descriptions = _descriptions(args, [label.name for label in labels], problems)
     classifier = make_classifier(settings, run)
-    with footage_of(args, classifier, [] if args.index else list(video_of), run, show=False if args.index else None):
+    with footage_of(args, classifier, list(video_of), run):
         measured = untrimmed.evaluate_videos(
             classifier, truth, video_of, labels, templates, descriptions, event_tiou=args.tiou, index=args.index,
             store=args.save_embeddings, on_failure=failure)

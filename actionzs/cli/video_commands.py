@@ -123,8 +123,7 @@ def cmd_classify(args) -> int:
         classifier = make_classifier(settings, run)
         made_with = provenance_of(classifier, labels, run)
         sources = args.videos if args.index else [inputs[k][1] for k in todo]
-        # an index's frames are scored, not decoded: no footage to count
-        with footage_of(args, classifier, [] if args.index else sources, run, show=False if args.index else None) as footage:
+        with footage_of(args, classifier, sources, run) as footage:
             for position, (video, outcome) in enumerate(outcomes(args, classifier, labels, sources)):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 name = video if args.index else inputs[todo[position]][0]
@@ -221,7 +220,7 @@ def _scan(args, results, videos: list[str], settings: dict, labels, run, executo
         ok = failed = 0
         invalid = False
         footage_seconds = 0.0
-        with footage_of(args, classifier, [] if args.index else todo, run, show=False if args.index else None) as footage:
+        with footage_of(args, classifier, todo, run) as footage:
             for video, outcome in outcomes(args, classifier, labels, todo):
                 invalid = invalid or isinstance(outcome, InvalidInputError)
                 record = record_of(video, outcome, args.save_embeddings, made_with)
