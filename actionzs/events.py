@@ -75,14 +75,23 @@ class EventOptions:
 
 
 def moving_average(values: np.ndarray, length: int) -> np.ndarray:
-    """Centred moving average along axis 0 [W, M]; edges average over the windows that exist."""
+    """Centred moving average along axis 0 [W, M]; edges average over the windows that exist.
+
+    A frameless window (NaN: it held no frame) adds nothing to its neighbours' averages and
+    stays NaN itself, so smoothing never makes up a value where nothing was seen."""
     if length <= 1:
         return values
     kernel = np.ones(length)
     pad = (length - 1) // 2, length // 2
-    sums = np.apply_along_axis(lambda v: np.convolve(np.pad(v, pad), kernel, mode="valid"), 0, values)
-    counts = np.convolve(np.pad(np.ones(len(values)), pad), kernel, mode="valid")[:, None]
-    return sums / counts
+    seen = ~np.isnan(values)
+
+    def convolved(v: np.ndarray) -> np.ndarray:
+        return np.convolve(np.pad(v, pad), kernel, mode="valid")
+
+    sums = np.apply_along_axis(convolved, 0, np.where(seen, values, 0.0))
+    counts = np.apply_along_axis(convolved, 0, seen.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(seen, sums / counts, np.nan)
 
 
 def window_cells(spans: list[Span], duration: float) -> np.ndarray:
@@ -100,7 +109,8 @@ def find_events(
     """Events [{"label", "start", "end", "score", "threshold"}] in time order, from window values [W, M].
 
     An event's score is the mean smoothed value over its on windows (those that reached
-    `threshold`; a bridged gap's windows are left out), so it is never below `threshold`.
+    `threshold`; a bridged gap's windows are left out), so it is never below `threshold`. A
+    frameless window (NaN) is never on: an event can bridge it by `max_gap` like any other gap.
     """
     cells = window_cells(spans, duration)
     smoothed = moving_average(np.asarray(values, np.float64), options.smooth)

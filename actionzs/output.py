@@ -90,6 +90,9 @@ def table(records: list[dict]) -> str:
         out.extend(
             f"  {item['score']:7.4f}  {item['similarity']:+10.4f}  {printable(item['label'])}" for item in record["labels"]
         )
+        frameless = sum(1 for segment in record.get("segments") or [] if segment.get("frameless"))
+        if frameless:
+            out.append(f"  windows: {frameless} of {len(record['segments'])} hold no sampled frame (no keyframe): not scored")
         if record.get("events") is not None:
             if record["events"]:
                 out.append("  events:")
@@ -107,8 +110,9 @@ class _SafeWriter(csv.DictWriter):
 
 
 def csv_text(records: list[dict]) -> str:
-    """One row per (video, clip label), per (segment, label) and per event; errors as `kind=error`
-    (the reason under `label`). Each row names the `schema_version` and `settings_hash` of its
+    """One row per (video, clip label), per (segment, label) and per event; a segment that held no
+    frame (keyframe sampling) is one `kind=frameless` row; errors as `kind=error` (the reason under
+    `label`). Each row names the `schema_version` and `settings_hash` of its
     record, and each settings block is one `kind=settings` row (its JSON under `label`) before the
     first row made with it. Text cells that a spreadsheet would run as formulas start with `'`."""
     buffer = io.StringIO()
@@ -127,6 +131,8 @@ def csv_text(records: list[dict]) -> str:
         for item in record["labels"]:
             writer.writerow({"video": video, "kind": "clip", "start": 0.0, "end": record["duration"], **item, **made})
         for segment in record.get("segments") or []:
+            if segment.get("frameless"):
+                writer.writerow({"video": video, "kind": "frameless", "start": segment["start"], "end": segment["end"], **made})
             for item in segment["labels"]:
                 writer.writerow(
                     {"video": video, "kind": "segment", "start": segment["start"], "end": segment["end"], **item, **made}

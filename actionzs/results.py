@@ -20,7 +20,8 @@ class VideoResult:
 
     With segments on, `window_spans` [S, 2] (seconds), `window_scores` and `window_similarity`
     [S, M] (labels in `label_names` order) hold the per-window results as arrays; `segments` is
-    the same as ranked dicts, built on first use. `thresholds` says what the events were
+    the same as ranked dicts, built on first use; a window that held no frame (keyframe sampling)
+    has NaN rows there and is reported `frameless`. `thresholds` says what the events were
     thresholded with (`EventOptions.described`): each event's score is at least its threshold.
     """
 
@@ -38,17 +39,27 @@ class VideoResult:
     top_k: int | None = field(default=None, repr=False)
     embeddings: FrameEmbeddings | ClipEmbeddings | None = field(default=None, repr=False)
 
+    @property
+    def frameless(self) -> np.ndarray | None:
+        """[S] whether each window held no frame (keyframe sampling: no keyframe inside it), so it
+        has no scores (NaN rows); None with segments off."""
+        if self.window_spans is None:
+            return None
+        return np.isnan(self.window_similarity).any(axis=1)
+
     @cached_property
     def segments(self) -> list[dict] | None:
-        """[{"start", "end", "labels": [{"label", "score", "similarity"}, ...]}] per window."""
+        """[{"start", "end", "labels": [{"label", "score", "similarity"}, ...]}] per window; a
+        window that held no frame is {"start", "end", "labels": [], "frameless": true}."""
         if self.window_spans is None:
             return None
         rows = ranked_rows(
             self.label_names, torch.from_numpy(self.window_scores), torch.from_numpy(self.window_similarity), self.top_k
         )
         return [
-            {"start": round(start, 3), "end": round(end, 3), "labels": row}
-            for (start, end), row in zip(self.window_spans.tolist(), rows)
+            {"start": round(start, 3), "end": round(end, 3), "labels": [], "frameless": True} if frameless
+            else {"start": round(start, 3), "end": round(end, 3), "labels": row}
+            for (start, end), row, frameless in zip(self.window_spans.tolist(), rows, self.frameless.tolist())
         ]
 
     def to_dict(self) -> dict:

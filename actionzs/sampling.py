@@ -196,8 +196,9 @@ def at_fps(timeline: Timeline, rate: float, start: float = 0.0, end: float | Non
 
 def keyframes(timeline: Timeline) -> Sample:
     """Every keyframe of the stream at its own time: for hours of footage, a decode of a few hundred
-    frames that need no other. Windows without a keyframe borrow the nearest one (`frames_in`). A
-    timeline whose keyframes are unknown (the container could not be indexed) is a `VideoOptionsError`."""
+    frames that need no other. A window without a keyframe is scored from no frame (`frames_in` with
+    `borrow` off): it is reported frameless, never given a keyframe seconds away. A timeline whose
+    keyframes are unknown (the container could not be indexed) is a `VideoOptionsError`."""
     if timeline.keyframes is None or not len(timeline.keyframes):
         raise VideoOptionsError(
             "keyframe sampling needs the container's keyframe flags, which this video does not give; use --fps"
@@ -264,19 +265,21 @@ def windows(duration: float, length: float, stride: float, start: float = 0.0) -
     return [Span(start, end) for start, end in zip(starts[:stop].tolist(), ends[:stop].tolist())]
 
 
-def frames_in(sample_pts: np.ndarray, spans: list[Span]) -> np.ndarray:
+def frames_in(sample_pts: np.ndarray, spans: list[Span], borrow: bool = True) -> np.ndarray:
     """For each span, the [first, last) positions in the sorted `sample_pts` that fall inside it.
 
     A span holding no sampled frame borrows the one nearest its centre (the first of equals), so
-    every span has a score; found by bisection, so the cost is that of the spans and frames, not
-    of their product.
+    every span has a score; with `borrow` off it keeps its empty range (first == last), for
+    samplers whose frames do not stand for the time around them (keyframes: the nearest may be
+    seconds away). Found by bisection, so the cost is that of the spans and frames, not of their
+    product.
     """
     starts = np.array([s.start_seconds for s in spans])
     ends = np.array([s.end_seconds for s in spans])
     first = np.searchsorted(sample_pts, starts - 1e-9, side="left")
     last = np.searchsorted(sample_pts, ends - 1e-9, side="left")
     empty = last <= first
-    if np.any(empty):
+    if borrow and np.any(empty):
         centres = (starts[empty] + ends[empty]) / 2
         after = np.minimum(np.searchsorted(sample_pts, centres, side="left"), len(sample_pts) - 1)
         before = np.searchsorted(sample_pts, sample_pts[np.maximum(after - 1, 0)], side="left")  # first of its equals

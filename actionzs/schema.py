@@ -210,8 +210,8 @@ OPTIONS: tuple[Option, ...] = (
            minimum=1, maximum=10_000, none_means="sampling at fps", metavar="N"),
     Option("keyframes", "sampling", bool, False, "--keyframes",
            "embed the stream's keyframes at their own times instead of frames at fps or num_frames: hours of "
-           "camera footage for a few hundred decodes; windows without a keyframe borrow the nearest one; frame "
-           "encoders only"),
+           "camera footage for a few hundred decodes; a window without a keyframe is reported frameless, "
+           "not scored; frame encoders only"),
     Option("start", "sampling", float, 0.0, "--start",
            "work on the part of each video from this time on (seconds or HH:MM:SS.mmm); results keep the video's "
            "own times", unit=_SECONDS, minimum=0, metavar="T", parse=seconds_of),

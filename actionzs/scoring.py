@@ -52,11 +52,18 @@ def _acknowledge_sparse_csr_beta() -> None:
 
 
 def pool(vectors: np.ndarray, ranges: np.ndarray, pooling: str = "mean") -> torch.Tensor:
-    """Unit-length pooled vectors [S, D], one per [first, last) range of rows of `vectors` [T, D].
+    """Unit-length pooled vectors [S, D], one per [first, last) range of rows of `vectors` [T, D];
+    an empty range (a window that holds no frame) is a row of NaN: nothing is made up for it.
 
     "mean" averages the frame embeddings (the strong zero-shot default); "max" takes each
     dimension's maximum.
     """
+    empty = ranges[:, 1] <= ranges[:, 0]
+    if empty.any():
+        pooled = torch.full((len(ranges), vectors.shape[1]), float("nan"))
+        if not empty.all():
+            pooled[torch.from_numpy(~empty)] = pool(vectors, ranges[~empty], pooling)
+        return pooled
     if pooling == "mean":
         counts = ranges[:, 1] - ranges[:, 0]
         if counts.sum() <= DIRECT_SUM_LIMIT * (len(vectors) + len(ranges)):
@@ -90,10 +97,11 @@ def _prefix_means(vectors: np.ndarray, ranges: np.ndarray, counts: np.ndarray) -
 
 
 def pooled_frames(
-    embeddings: FrameEmbeddings, spans: list[Span] | None, pooling: str = "mean"
+    embeddings: FrameEmbeddings, spans: list[Span] | None, pooling: str = "mean", borrow: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Unit-length pooled vectors of the whole clip [1, D] and of each span [S, D]; they depend on
-    the frames and the windows only, so callers can keep them for every new label set."""
+    the frames and the windows only, so callers can keep them for every new label set. A span
+    holding no frame borrows the nearest (`frames_in`), or with `borrow` off is a row of NaN."""
     vectors = np.asarray(embeddings.vectors, np.float32)
     if pooling == "mean":
         whole = vectors.mean(axis=0, dtype=np.float64).astype(np.float32)
@@ -102,7 +110,7 @@ def pooled_frames(
     whole = torch.from_numpy(whole[None] / max(float(np.linalg.norm(whole)), 1e-12))
     if spans is None:
         return whole, None
-    return whole, pool(vectors, frames_in(embeddings.pts_seconds, spans), pooling)
+    return whole, pool(vectors, frames_in(embeddings.pts_seconds, spans, borrow), pooling)
 
 
 def ranked_rows(names: list[str], scores: torch.Tensor, similarity: torch.Tensor, top_k: int | None = None) -> list[list[dict]]:

@@ -76,6 +76,18 @@ def write_webm(path: str | os.PathLike, seconds: float, fps: int = 10, width: in
     return path
 
 
+def without_frames(result, windows: slice):
+    """`result` with the windows of `windows` frameless (held no keyframe: NaN rows), as keyframe
+    sampling reports them."""
+    import dataclasses
+
+    import numpy as np
+
+    scores, similarity = result.window_scores.copy(), result.window_similarity.copy()
+    scores[windows] = similarity[windows] = np.nan
+    return dataclasses.replace(result, window_scores=scores, window_similarity=similarity)
+
+
 def synthetic_result(video: str | os.PathLike, duration_seconds: float, labels: list[str], *, window_seconds: float = 1.0,
                      events: list[dict] | None = None, threshold: float = 0.3, seed: int = 0):
     """A `VideoResult` of `video` with made-up per-window scores (a softmax over `labels` of slow

@@ -223,6 +223,19 @@ def test_example_values_take_the_best_smoothed_window_inside_each_moment():
     assert smoothed[0, 0] == pytest.approx(moving_average(values, 3).max()) == pytest.approx(0.5)
 
 
+def test_example_values_leave_frameless_windows_out_and_a_moment_with_no_other_is_not_scored():
+    nan = np.nan
+    values = np.array([[0.1], [0.9], [nan], [0.3], [nan], [0.1]])  # windows 2 and 4 held no keyframe
+    classifier = MadeUpScores({"v": values})
+    moments = [("v", None, None), ("v", 2.5, 4.5), ("v", 4.6, 5.4), ("v", 5.6, 5.9)]
+    got, failed = example_values(scorer_of(classifier), moments, [Label("a")], RunOptions(segments=True))
+    np.testing.assert_allclose(got[[0, 1, 3], 0], [0.9, 0.3, 0.1])  # 2.5-4.5: centres 3 (frameless) and 4
+    assert np.isnan(got[2, 0]) and "no frame was sampled inside the moment 4.6-5.4 s" in failed[("v", 4.6, 5.4)]
+    smoothed, _ = example_values(scorer_of(classifier), moments[:1], [Label("a")],
+                                 RunOptions(segments=True).updated(events=EventOptions(smooth=3)))
+    assert smoothed[0, 0] == pytest.approx(0.5)  # (0.1 + 0.9) / 2: the frameless window counts for nothing
+
+
 def test_calibrate_leaves_failed_examples_out_and_refuses_unknown_labels():
     per_video = {f"v{k}": np.full((3, 1), 0.9 if k % 2 else 0.1) for k in range(6)}
     examples = [Example(f"v{k}", "fall" if k % 2 else "none") for k in range(6)] + [Example("broken", "fall")]

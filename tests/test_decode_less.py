@@ -10,6 +10,9 @@ gives exactly the frames a full decode flags as keyframes, at their own times.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +21,15 @@ import pytest
 from actionzs import sampling
 from actionzs.classifier import ZeroShotVideoClassifier
 from actionzs.errors import InvalidInputError, VideoDecodeError, VideoOptionsError
+from actionzs.events import EventOptions, window_cells
 from actionzs.models import load_encoder
 from actionzs.options import RunOptions
+from actionzs.prompts import parse_labels
 from actionzs.testing import read_index
 from actionzs.video import open_video
 from actionzs.video.pyav_reader import PyAVReader
 from actionzs.video.stream_index import index_stream
+from helpers_cli import run_cli
 from helpers_video import BACKENDS, encode
 
 av = pytest.importorskip("av")
@@ -172,6 +178,62 @@ def test_keyframe_sampling_gives_the_keyframes_at_their_own_times(clips, clip, b
     assert [read_index(frame) for frame in video.get_frames(sample.indices).data] == keys
 
 
+def test_windows_without_a_keyframe_are_frameless_not_borrowed(clips, clip_dir):
+    """Keyframes every 1.2 s, windows of 0.5 s: a window is scored from the keyframes inside it
+    (exactly their mean against the label texts) or, with none inside, reported frameless; nothing
+    is borrowed, smoothing and events pass over frameless windows, and the record stays strict JSON."""
+    path = clips["h264 late start"]
+    _, seconds = full_decode_keyframes(path)
+    classifier = ZeroShotVideoClassifier(load_encoder(str(clip_dir), dtype="float32"))
+    labels = parse_labels(["a", "b"])
+    events = EventOptions(measure="similarity", threshold=-1.0, smooth=3)  # every scored window is on
+    options = dict(segments=True, keyframes=True, window=0.5, stride=0.5, top_k=None, events=events)
+    result = classifier.classify(str(path), labels, **options)
+    embeddings = classifier.embed(str(path), **options)
+    texts = classifier.texts.embed_labels(labels, RunOptions().hypothesis_template).numpy()
+    inside = [[k for k, t in enumerate(embeddings.pts_seconds) if start - 1e-9 <= t < end - 1e-9]
+              for start, end in result.window_spans]
+    assert np.allclose(embeddings.pts_seconds, seconds, atol=1e-6)
+    assert result.frameless.tolist() == [not keys for keys in inside]
+    assert 0 < result.frameless.sum() < len(inside) - 1
+    for w, keys in enumerate(inside):
+        segment = result.segments[w]
+        if not keys:
+            assert segment["labels"] == [] and segment["frameless"] is True
+            continue
+        pooled = embeddings.vectors[keys].mean(axis=0)
+        np.testing.assert_allclose(result.window_similarity[w], texts @ (pooled / np.linalg.norm(pooled)), atol=1e-5)
+        assert "frameless" not in segment and len(segment["labels"]) == 2
+    # each run of scored windows is one event per label; none reaches into a frameless window's cell
+    cells = window_cells([sampling.Span(*span) for span in result.window_spans.tolist()], result.duration)
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], (~result.frameless).astype(int), [0]])) == 1)
+    assert len(result.events) == 2 * len(runs)
+    for event in result.events:
+        covered = (cells[:, 0] < event["end"] - 1e-9) & (cells[:, 1] > event["start"] + 1e-9)
+        assert not result.frameless[covered].any()
+    json.dumps(result.to_dict(), allow_nan=False)
+    # sampled at a rate, the same windows borrow the nearest frame as before: none is frameless
+    assert not classifier.classify(str(path), labels, **{**options, "keyframes": False, "fps": 0.5}).frameless.any()
+
+
+def test_the_command_line_says_which_windows_were_frameless(capsys, clips, clip_dir):
+    path = clips["h264 late start"]
+    common = [path, "-l", "a", "-l", "b", "--model", clip_dir, "--keyframes", "--segments", "--window", "0.5",
+              "--stride", "0.5", "--top-k", "2", "-q"]
+    code, out, _ = run_cli(capsys, "classify", *common, "--format", "json", "-o", "-")
+    assert code == 0
+    segments = json.loads(out)[0]["segments"]
+    frameless = [s for s in segments if s.get("frameless")]
+    assert frameless and all(s["labels"] == [] for s in frameless)
+    code, out, _ = run_cli(capsys, "classify", *common, "--format", "csv", "-o", "-")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(float(r["start"]), float(r["end"])) for r in rows if r["kind"] == "frameless"] == [
+        (s["start"], s["end"]) for s in frameless]
+    assert all(r["label"] and r["score"] for r in rows if r["kind"] == "segment")
+    code, out, _ = run_cli(capsys, "classify", *common)
+    assert f"windows: {len(frameless)} of {len(segments)} hold no sampled frame (no keyframe): not scored" in out
+
+
 def test_keyframe_sampling_is_refused_where_keyframes_are_unknown():
     timeline = sampling.Timeline.constant_rate(50, 25.0)
     with pytest.raises(VideoOptionsError, match="keyframe"):
@@ -189,7 +251,7 @@ def test_a_frame_encoder_embeds_the_keyframes_and_records_it(clips, clip_dir, xc
     assert by_keys.indices.tolist() == keys
     np.testing.assert_allclose(by_keys.pts_seconds, seconds, atol=1e-6)
     result = classifier(str(path), candidate_labels=["a", "b"], segments=True, keyframes=True)
-    assert len(result["segments"]) == len(sampling.windows(by_keys.duration, 2.0, 1.0))  # windows borrow keyframes
+    assert len(result["segments"]) == len(sampling.windows(by_keys.duration, 2.0, 1.0))
     xclip = ZeroShotVideoClassifier(load_encoder(str(xclip_dir), dtype="float32"))
     with pytest.raises(InvalidInputError, match="keyframe sampling"):
         xclip.embed(str(path), keyframes=True)

@@ -47,6 +47,13 @@ def test_moving_average_longer_than_the_series_is_the_mean():
     np.testing.assert_allclose(moving_average(values, 7)[:, 0], [3.0, 3.0, 3.0])
 
 
+def test_moving_average_passes_over_a_frameless_window_and_leaves_it_frameless():
+    values = np.array([[1.0, 10.0], [np.nan, np.nan], [3.0, 30.0], [5.0, 50.0]])
+    smoothed = moving_average(values, 3)
+    assert np.isnan(smoothed[1]).all()  # nothing was seen there: nothing is made up
+    np.testing.assert_allclose(smoothed[[0, 2, 3]], [[1.0, 10.0], [4.0, 40.0], [4.0, 40.0]])  # the NaN counts for nothing
+
+
 def test_moving_average_keeps_a_constant_series():
     values = np.full((6, 3), 0.25)
     np.testing.assert_allclose(moving_average(values, 4), values)
@@ -135,6 +142,15 @@ def test_find_events_max_gap_merges_close_runs_and_leaves_the_gap_out_of_the_sco
     assert find_events(SPANS, values, ["a"], 10.0, options(threshold=0.5, max_gap=0.99)) == apart
     merged = find_events(SPANS, values, ["a"], 10.0, options(threshold=0.5, max_gap=1.0))
     # the bridged window (0.1) is part of the event's time, not of its score
+    assert merged == [{"label": "a", "start": 0.0, "end": 5.5, "score": pytest.approx(0.9), "threshold": 0.5}]
+
+
+def test_find_events_a_frameless_window_is_never_on_and_is_bridged_like_a_gap():
+    values = one_label([0.9, 0.9, np.nan, 0.9, 0.9, 0.0, 0.0, 0.0, 0.0])
+    apart = find_events(SPANS, values, ["a"], 10.0, options(threshold=0.5))
+    assert [(e["start"], e["end"]) for e in apart] == [(0.0, 2.5), (3.5, 5.5)]
+    assert find_events(SPANS, values, ["a"], 10.0, options(threshold=0.0, smooth=3))[0]["end"] == 2.5
+    merged = find_events(SPANS, values, ["a"], 10.0, options(threshold=0.5, max_gap=1.0))
     assert merged == [{"label": "a", "start": 0.0, "end": 5.5, "score": pytest.approx(0.9), "threshold": 0.5}]
 
 

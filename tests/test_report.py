@@ -24,7 +24,7 @@ from actionzs.report.page import LANES_MAX
 from actionzs.report.thumbnails import FILMSTRIP_MAX, KEYFRAMES_MAX, THUMB_HEIGHT
 from actionzs.sampling import Span
 from actionzs.testing import write_clip
-from helpers_browser import synthetic_result
+from helpers_browser import synthetic_result, without_frames
 from helpers_cli import run_cli, subprocess_env, tree
 
 LABELS = ["running", "jumping", "sitting down", "waving"]
@@ -69,6 +69,16 @@ def test_the_timeline_is_the_results_windows_and_events(clip, measure):
     np.testing.assert_allclose(values, expected, atol=0.6 / data["timeline"]["scale"])
     assert result.events and [[names[m], a, b] for m, a, b, _ in data["events"]] == [
         [e["label"], e["start"], e["end"]] for e in result.events]
+
+
+def test_frameless_windows_are_drawn_as_such_and_not_as_partial_rankings(clip):
+    result = without_frames(synthetic_result(clip, 6.0, LABELS, window_seconds=0.5, events=[]), slice(4, 8))
+    record = result.to_dict()
+    assert [bool(s.get("frameless")) for s in record["segments"]] == [4 <= w < 8 for w in range(12)]
+    data = page_data(render_report(result))["timeline"]
+    assert data["frameless"] == [[2.0, 4.0]] and data["partial"] is False  # windows 4-7 joined into one stretch
+    assert all(row[w] is None for row in data["values"] for w in range(4, 8))
+    assert all(row[w] is not None for row in data["values"] for w in (*range(4), *range(8, 12)))
 
 
 def test_the_timeline_draws_the_clips_top_labels_only(clip):

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from actionzs.report import write_report
-from helpers_browser import Visit, chromium, missing_browser, synthetic_result, write_webm
+from helpers_browser import Visit, chromium, missing_browser, synthetic_result, without_frames, write_webm
 from helpers_cli import FAST, run_cli
 
 pytestmark = pytest.mark.skipif(missing_browser() is not None, reason=f"no browser: {missing_browser()}")
@@ -177,6 +177,24 @@ def test_pages_without_a_timeline_or_with_many_labels_work(browser, clip, tmp_pa
     assert f"top {LANES_MAX} of {len(many)} labels" in visit.page.locator("#legend").inner_text()
     lanes = (visit.page.locator("#timeline").bounding_box()["height"] - 22) / 30  # axis, then 30 px a lane (report.js)
     assert round(lanes) == LANES_MAX and visit.errors == []
+    visit.close()
+
+
+def test_windows_without_a_keyframe_are_marked_and_named(browser, clip, tmp_path):
+    result = without_frames(synthetic_result(clip, SECONDS, LABELS, events=[]), slice(4, 8))  # 4 s to 8 s
+    write_report(result, tmp_path / "keyframes.html")
+    visit = Visit(browser, (tmp_path / "keyframes.html").as_uri())
+    page = visit.page
+    assert "windows without a keyframe: not scored" in page.locator("#legend").inner_text()
+    box = page.locator("#timeline").bounding_box()
+
+    def hovered(seconds: float) -> str:
+        page.mouse.move(box["x"] + NAMES_PX + (box["width"] - NAMES_PX) * seconds / SECONDS, box["y"] + 30)
+        return page.locator("#hover").inner_text()
+
+    assert "no keyframe in this window" in hovered(6.0)
+    assert "score 0." in hovered(1.5) and "no keyframe" not in hovered(9.5)
+    assert visit.errors == []
     visit.close()
 
 

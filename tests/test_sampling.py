@@ -305,6 +305,12 @@ def test_frames_in_empty_span_borrows_the_frame_nearest_its_centre():
     assert ranges.tolist() == [[0, 2], [1, 2], [2, 3], [2, 3]]
 
 
+def test_frames_in_without_borrowing_leaves_an_empty_span_empty():
+    pts = np.array([0.5, 1.5, 8.5])
+    ranges = frames_in(pts, spans([(0, 2), (4, 6), (6, 8), (8, 10)]), borrow=False)
+    assert ranges.tolist() == [[0, 2], [2, 2], [2, 2], [2, 3]]  # [4, 6) and [6, 8) hold no frame
+
+
 def test_frames_in_matches_windows_over_at_fps():
     sample = at_fps(CFR, 2)  # 8 frames at 0.25, 0.75, ... 3.75 s
     ranges = frames_in(sample.pts_seconds, windows(CFR.duration, 2.0, 1.0))

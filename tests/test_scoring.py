@@ -51,6 +51,16 @@ def test_the_strategy_follows_the_total_window_length(monkeypatch):
     assert used == ["_direct_means", "_prefix_means"]
 
 
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+def test_an_empty_range_pools_to_a_row_of_nan_and_the_others_are_unchanged(pooling):
+    vectors = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    ranges = np.array([[0, 2], [2, 2], [2, 5]])
+    pooled = scoring.pool(vectors, ranges, pooling)
+    assert torch.isnan(pooled[1]).all() and not torch.isnan(pooled[[0, 2]]).any()
+    assert torch.equal(pooled[[0, 2]], scoring.pool(vectors, ranges[[0, 2]], pooling))
+    assert torch.isnan(scoring.pool(vectors, np.array([[3, 3]]), pooling)).all()
+
+
 def test_max_pooling_and_unknown_pooling():
     vectors = np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32)
     ranges = ranges_for(60, 6.0, 2.0)

@@ -4,8 +4,10 @@ fitted per label on the value events are found on, and its held-out precision an
 An example's value for a label is the highest smoothed value (`events.measure`, over `smooth`
 windows, exactly as `find_events` compares it with the threshold) among the windows of its video
 whose centre lies inside the example (the window nearest its middle when none does; every window
-for a whole clip). So an example is called on at threshold t exactly when a window centred in it
-is on at t: when events at t find the label there (before `min_duration` drops short ones).
+for a whole clip), frameless windows (keyframe sampling: no keyframe inside) left out: an example
+with no other is not scored. So an example is called on at threshold t exactly when a window
+centred in it is on at t: when events at t find the label there (before `min_duration` drops
+short ones).
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ def example_values(score_videos: Scorer, moments: list[tuple], labels, run) -> t
                 chosen = (centres >= start) & (centres <= end)
                 if not chosen.any():
                     chosen[np.argmin(np.abs(centres - (start + end) / 2))] = True
+            chosen &= ~outcome.frameless
+            if not chosen.any():
+                where = "the video" if start is None else f"the moment {start:g}-{end:g} s"
+                failed[moments[k]] = (f"no frame was sampled inside {where} (no keyframe there); sample at a rate "
+                                      "(--no-keyframes) or use a longer --window")
+                continue
             values[k] = smoothed[chosen].max(axis=0)
     return values, failed
 

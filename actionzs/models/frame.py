@@ -93,7 +93,8 @@ class FrameEncoder(Encoder):
             start = float(embeddings.sampling.get("start", 0.0))
             end = min(float(embeddings.sampling.get("end", embeddings.duration)), embeddings.duration)
             spans = sampling.windows(end, run.window, run.stride, start) if run.segments else None
-        whole, pooled = pooled_frames(embeddings, spans, run.pooling)
+        # Keyframes stand for no time around them: a window without one is frameless, not borrowed.
+        whole, pooled = pooled_frames(embeddings, spans, run.pooling, borrow=not embeddings.sampling.get("keyframes"))
         return Features(whole, pooled, spans)
 
     def similarity(self, features: Features, texts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:

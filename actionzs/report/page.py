@@ -38,7 +38,8 @@ def script_json(data) -> str:
 def timeline_of(record: dict, measure: str) -> dict | None:
     """The timeline's data: window edges (seconds; window w stands for edges[w]..edges[w+1]) and for
     each of the clip's top LANES_MAX labels its `measure` per window as integers (null where a
-    window kept only its top labels); the other labels' rows are null (not drawn)."""
+    window kept only its top labels, or held no frame: those windows' stretches are `frameless`);
+    the other labels' rows are null (not drawn)."""
     segments = record.get("segments")
     if not segments:
         return None
@@ -52,12 +53,25 @@ def timeline_of(record: dict, measure: str) -> dict | None:
     cells = window_cells([Span(s["start"], s["end"]) for s in segments], record["duration"])
     edges = np.append(cells[:, 0], cells[-1, 1])
     scaled = np.rint(values * VALUE_SCALE)
+    frameless = np.array([bool(s.get("frameless")) for s in segments])
     return {
         "edges": [round(float(t), 3) for t in edges],
         "scale": VALUE_SCALE,
         "values": [[None if np.isnan(v) else int(v) for v in row] for row in scaled] + [None] * (len(names) - len(values)),
-        "partial": bool(np.isnan(values).any()),
+        "partial": bool(np.isnan(values[:, ~frameless]).any()),
+        "frameless": _stretches(cells, frameless),
     }
+
+
+def _stretches(cells: np.ndarray, chosen: np.ndarray) -> list[list[float]]:
+    """The stretches [start, end] (seconds) covered by the chosen windows' cells, neighbours joined."""
+    out: list[list[float]] = []
+    for start, end in cells[chosen].tolist():
+        if out and abs(out[-1][1] - start) < 1e-9:
+            out[-1][1] = end
+        else:
+            out.append([start, end])
+    return [[round(start, 3), round(end, 3)] for start, end in out]
 
 
 def _ranking(record: dict) -> str:

@@ -126,6 +126,8 @@
     ctx.save(); ctx.beginPath(); ctx.rect(NAMES, AXIS, plot, height - AXIS); ctx.clip();
     ctx.fillStyle = "rgba(110,119,129,0.45)";
     for (const [start, end] of D.gaps) ctx.fillRect(x(start), AXIS, Math.max(x(end) - x(start), 2), height - AXIS);
+    ctx.fillStyle = "rgba(208,215,222,0.7)";
+    for (const [start, end] of T ? T.frameless : []) ctx.fillRect(x(start), AXIS, Math.max(x(end) - x(start), 1), height - AXIS);
     if (video && video.currentTime >= t0 && video.currentTime <= t1) {
       ctx.strokeStyle = "#cf222e"; ctx.lineWidth = 2;
       ctx.beginPath(); ctx.moveTo(x(video.currentTime), AXIS - 4); ctx.lineTo(x(video.currentTime), height); ctx.stroke();
@@ -151,6 +153,7 @@
     const rule = D.threshold === null ? "" : perLabel ? ` (${D.measure} ≥ each label's threshold)` : ` (${D.measure} ≥ ${D.threshold})`;
     parts.push(`<span><span class="key" style="background:#bc4c00"></span>events${rule}</span>`);
     if (D.gaps.length) parts.push(`<span><span class="key" style="background:rgba(110,119,129,0.45)"></span>frames that do not decode</span>`);
+    if (T.frameless.length) parts.push(`<span><span class="key" style="background:rgba(208,215,222,0.7)"></span>windows without a keyframe: not scored</span>`);
     if (T.partial) parts.push("<span>pale: not among a window's top labels</span>");
     const lanes = values.filter((row) => row !== null).length;
     if (lanes < D.labels.length) parts.push(`<span>lanes for the clip's top ${lanes} of ${D.labels.length} labels</span>`);
@@ -242,6 +245,7 @@
       if (w < 0) w = edges.length - 2;
       const v = values[m][w];
       if (!Number.isNaN(v)) text += `: ${D.measure} ${v.toFixed(4)}`;
+      else if (T.frameless.some(([a, b]) => t >= a && t < b)) text += ": no keyframe in this window";
     }
     $("hover").textContent = text;
   }
