@@ -45,6 +45,8 @@ CLIPS = {
     "h264 vfr": ("vfr.mkv", "libx264", {"bf": "3", **GOP}, list(np.cumsum([0.02 + 0.05 * (i % 3) for i in range(FRAMES)]) - 0.02)),
     "mpeg4 avi": ("mpeg4.avi", "mpeg4", {"bf": "2", "g": "30", "qscale": "3"}, None),
     "mpeg4 mkv": ("mpeg4.mkv", "mpeg4", {"bf": "2", "g": "30", "qscale": "3"}, None),
+    "mpeg4 avi no b": ("mpeg4 no b.avi", "mpeg4", {"bf": "0", "g": "30", "qscale": "3"}, None),
+    "h264 avi": ("h264.avi", "libx264", {"bf": "0", **GOP}, None),
     "hevc": ("hevc.mkv", "libx265", {"x265-params": "bframes=3:keyint=30:min-keyint=30:log-level=error"}, None),
 }
 
@@ -128,9 +130,29 @@ def test_skipping_applies_where_it_is_exact_only(clips):
     """H.264 and MPEG-4 Part 2 in timed containers skip; HEVC and AVI (frames counted) do not."""
     skipping = {name: PyAVReader(str(path))._plan.skipping for name, path in clips.items()}
     assert skipping["h264 bf3 mkv"] and skipping["mpeg4 mkv"]
-    assert not skipping["mpeg4 avi"]
+    assert not skipping["mpeg4 avi"] and skipping["mpeg4 avi no b"]
     if "hevc" in skipping:
         assert not skipping["hevc"]
+
+
+@pytest.mark.parametrize("clip", ["mpeg4 avi no b", "h264 avi"])
+def test_avi_without_b_frames_seeks_to_the_keyframe_before_each_wanted_frame(clips, clip):
+    """AVI numbers its packets; without B-frames that number is the frame's place, so the reader
+    seeks there (frames checked against the full decode above) and decodes what a seek saves."""
+    index = index_stream(str(clips[clip]))
+    wanted = np.array([25, 75, 80, 115])  # keyframes every 30 frames: 0, 30, 60, 90
+    reader = PyAVReader(str(clips[clip]), index=index)
+    reader.read(wanted, None)
+    assert index.seekable and reader.frames_decoded == 26 + 16 + 5 + 26  # from 0, 60, on from 75, from 90
+    reader.close()
+
+
+def test_decord_is_refused_for_h264_in_avi_where_it_reads_an_earlier_gops_frames(clips):
+    """Measured before the refusal: frames 30-119 of this clip came back as frames of the first GOP."""
+    pytest.importorskip("decord")
+    with pytest.raises(VideoDecodeError, match="decord seeks to the wrong frames in h264 AVI files"):
+        open_video(clips["h264 avi"], "decord")
+    assert open_video(clips["h264 avi"], "auto").backend == "pyav"
 
 
 def test_one_frame_a_second_decodes_fewer_frames_per_frame_delivered(tmp_path):

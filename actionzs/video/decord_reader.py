@@ -13,6 +13,11 @@ from .reader import Reader
 
 log = logging.getLogger(__name__)
 
+#: Codecs decord reads wrongly from AVI even without B-frames: a read past the first keyframes
+#: gives frames of an earlier GOP (H.264, a keyframe every 30 frames: frame 40 came back as frame
+#: 10, 100 as 10). MPEG-4 Part 2 in AVI reads right.
+SEEKS_WRONG_IN_AVI = frozenset({"h264", "hevc"})
+
 
 def _stream_pts(starts: np.ndarray, average_fps: float) -> np.ndarray:
     """Frame times from the container, from 0, when they are sane; else `_InconsistentTiming`.
@@ -73,6 +78,8 @@ class DecordReader(Reader):
     def cannot_read(self, index) -> str | None:
         if index.reordered and not index.mp4_family:
             return f"decord misplaces frames of {index.codec} streams with B-frames outside MP4 (use pyav)"
+        if index.demuxer == "avi" and index.codec in SEEKS_WRONG_IN_AVI:
+            return f"decord seeks to the wrong frames in {index.codec} AVI files (use pyav)"
         return None
 
     def _reader(self, size: FrameSize | None):

@@ -27,7 +27,7 @@ VIDEO_SUFFIXES = frozenset(
 )
 #: Containers where decord's random access is exact (when it agrees with the container's index).
 #: In others (AVI, MKV, ...) it misplaces frames of streams with B-frames (dmlc/decord#195, #252),
-#: so "auto" tries it last there.
+#: and of H.264 in AVI with none, so "auto" tries it last there.
 DECORD_EXACT_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".3gp"})
 
 #: Every backend by name, in the order `backend_names` lists them.

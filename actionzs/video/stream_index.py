@@ -78,11 +78,12 @@ class StreamIndex:
 
     @property
     def seekable(self) -> bool:
-        """Whether a seek lands where a full decode would have been: the container carries
-        times of its own (in AVI, packets only count, and a damaged one shifts the count), and
-        nothing is damaged (past damage, a decoder started at another keyframe conceals it with
-        other pictures than a full decode shows)."""
-        return self.timed and not self.damaged and self.demuxer not in _UNTIMED_FORMATS
+        """Whether a seek lands where a full decode would have been: every frame has a time of its
+        own, and nothing is damaged (past damage, a decoder started at another keyframe conceals
+        it with other pictures than a full decode shows). Of the containers without times, AVI
+        numbers its packets, and without B-frames (`timed`) that number is each frame's place,
+        which its index seeks to and the decoder hands back; raw streams number nothing."""
+        return self.timed and not self.damaged and (self.demuxer not in _UNTIMED_FORMATS or self.demuxer == "avi")
 
     @property
     def mp4_family(self) -> bool:
