@@ -82,8 +82,15 @@ class StreamIndex:
         own, and nothing is damaged (past damage, a decoder started at another keyframe conceals
         it with other pictures than a full decode shows). Of the containers without times, AVI
         numbers its packets, and without B-frames (`timed`) that number is each frame's place,
-        which its index seeks to and the decoder hands back; raw streams number nothing."""
-        return self.timed and not self.damaged and (self.demuxer not in _UNTIMED_FORMATS or self.demuxer == "avi")
+        which its index seeks to and the decoder hands back, as long as the file holds every
+        frame its header lists: past a lost chunk, reading on numbers the packets after it one
+        lower than a seek by the index does (measured: every frame after the damage wrong). Raw
+        streams number nothing."""
+        if not self.timed or self.damaged:
+            return False
+        if self.demuxer == "avi":
+            return self.listed == self.num_frames
+        return self.demuxer not in _UNTIMED_FORMATS
 
     @property
     def mp4_family(self) -> bool:
