@@ -1,13 +1,17 @@
 """Decoding less: actionzs at 1 frame/s against a hand-written decord + CLIP peer, against its own
 floors (decoding alone, the image encoder alone), and keyframe sampling against exact sampling.
 
-    python benchmarks/decode_less.py [--repeat 3] [--quiet-wait 5] [--long] [--only TEXT]
+    python benchmarks/decode_less.py [--repeat 3] [--naive-repeat 1 | --no-naive] [--quiet-wait 5] [--long] [--only TEXT]
 
 In one process, runs interleaved, with CLIP ViT-B/32 shapes (random weights; see _models.py), on
 60 s 720p 25 fps clips: H.264 with GOP 250 without B-frames (`_models.clip(60)`, the throughput
 clip), GOP 50 with 3 B-frames, GOP 25 (1 s) without B-frames, and MPEG-4 Part 2 in AVI (GOP 50);
 with --long also a 10-minute H.264 clip (GOP 250). Rows:
 
+naive       what a transformers-docs user writes (throughput.py's naive path, --naive-repeat runs):
+            cv2.VideoCapture read through, every round(fps)-th frame through
+            `transformers.pipeline("zero-shot-image-classification")` with the 20 labels (so it
+            also encodes the label texts at every frame), float32 as the checkpoint is saved.
 peer        `decord.VideoReader(path).get_batch(indices)` (decord's default threads) at the frames
             actionzs samples at 1 frame/s, then the checkpoint's processor and
             `CLIPModel.get_image_features` in batches of 32 under inference_mode, in the dtype
@@ -47,6 +51,7 @@ sys.path.insert(0, str(HERE))
 import _bench  # noqa: E402
 import _models  # noqa: E402
 from _bench import Series  # noqa: E402
+from throughput import naive_clip  # noqa: E402
 
 GOAL_PEER = 0.6  # actionzs / peer at most
 GOAL_FLOOR = 1.25  # actionzs / max(decode floor, encoder alone) at most
@@ -109,6 +114,11 @@ def run_clip(label: str, path: str, encoder, args) -> str:
     peer_model = transformers.CLIPModel.from_pretrained(model_dir, dtype=dtype).eval()
     processor = transformers.CLIPProcessor.from_pretrained(model_dir)
     options = RunOptions(fps=1.0, segments=True)
+    naive_pipe = None if args.no_naive else transformers.pipeline("zero-shot-image-classification", model=model_dir)
+    naive_frames: list[int] = []
+
+    def naive() -> None:
+        naive_frames.append(naive_clip(path, naive_pipe, _models.LABELS_20)[1])
 
     def peer() -> None:
         frames = decord.VideoReader(path).get_batch(plan.indices.tolist()).asnumpy()
@@ -145,6 +155,7 @@ def run_clip(label: str, path: str, encoder, args) -> str:
 
     floors = ["decord", "pyav", "pyav no skipping", "opencv"]
     paths = {
+        **({} if args.no_naive else {"naive loop": naive}),
         "peer": peer,
         "actionzs auto (exact)": lambda: embed("auto"),
         "actionzs --backend decord": lambda: embed("decord"),
@@ -158,12 +169,13 @@ def run_clip(label: str, path: str, encoder, args) -> str:
     for round_no in range(args.repeat):
         _models.log(f"{label}: round {round_no + 1}/{args.repeat} (loadavg {_bench.loadavg()})")
         for name, fn in paths.items():
-            _bench.timed(series[name], fn, args.quiet_wait)
+            if name != "naive loop" or round_no < args.naive_repeat:
+                _bench.timed(series[name], fn, args.quiet_wait)
 
     n = len(plan)
     rows = []
     for name, s in series.items():
-        frames = len(keyframes) if name == "actionzs --keyframes" else n
+        frames = {"actionzs --keyframes": len(keyframes), "naive loop": naive_frames[-1] if naive_frames else n}.get(name, n)
         b = s.best
         rows.append([name, str(frames), f"{b.wall:.2f}", f"{frames / b.wall:.1f}", f"{b.cpu:.2f}", f"{100 * b.others:.0f}%", s.walls()])
     info = open_video(path).info()
@@ -185,6 +197,8 @@ def run_clip(label: str, path: str, encoder, args) -> str:
     decode_floor = "decode only: " + auto_backend
     floor = max(best[decode_floor], best["image encoder alone"])
     verdict = lambda ok: "MET" if ok else "NOT MET"  # noqa: E731
+    if "naive loop" in best:
+        lines.append(f"naive loop / actionzs                     = {best['naive loop'] / exact:5.2f}x")
     ratio = exact / best["peer"]
     lines.append(f"actionzs / peer                           = {ratio:5.2f}   (goal <= {GOAL_PEER:g}: {verdict(ratio <= GOAL_PEER)})")
     ratio = exact / floor
@@ -208,6 +222,8 @@ def run_clip(label: str, path: str, encoder, args) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs of each path (the fastest is reported)")
+    parser.add_argument("--naive-repeat", type=int, default=1, help="runs of the naive loop (slow: one by default)")
+    parser.add_argument("--no-naive", action="store_true", help="leave the naive loop out")
     parser.add_argument("--long", action="store_true", help="also the 10-minute clip (about 3 minutes to generate once)")
     parser.add_argument("--only", metavar="TEXT", help="only the clips whose label contains TEXT")
     parser.add_argument("--quiet-wait", type=float, default=5.0,
