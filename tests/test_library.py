@@ -280,7 +280,9 @@ def test_a_keyframe_index_holds_the_keyframes_and_relabels_from_them(tmp_path, c
     assert code == 0, err
     with pytest.warns(SingleLabelWarning):  # one label under a softmax head, as the CLI call above
         direct = pipeline(str(clip_dir)).classify(str(folder / "cam2" / "c.mp4"), ["running"], keyframes=True, segments=True)
-    assert [w["start"] for w in json.loads(out)[0]["segments"]] == [w["start"] for w in direct.to_dict()["segments"]]
+    relabelled = json.loads(out)[0]["segments"]
+    assert [w["start"] for w in relabelled] == [w["start"] for w in direct.to_dict()["segments"]]
+    assert [w.get("frameless", False) for w in relabelled] == direct.frameless.tolist()  # as classifying the video
     code, _, err = run_cli(capsys, "classify", "--index", index, "-l", "running", "--fps", "1")
     assert code == 2 and "the index holds keyframes, not --fps 1" in err
 
