@@ -84,12 +84,18 @@ def moving_average(values: np.ndarray, length: int) -> np.ndarray:
     kernel = np.ones(length)
     pad = (length - 1) // 2, length // 2
     seen = ~np.isnan(values)
+    everywhere = bool(seen.all())  # nothing frameless: the common case, on the re-labelling path
 
     def convolved(v: np.ndarray) -> np.ndarray:
         return np.convolve(np.pad(v, pad), kernel, mode="valid")
 
-    sums = np.apply_along_axis(convolved, 0, np.where(seen, values, 0.0))
-    counts = np.apply_along_axis(convolved, 0, seen.astype(np.float64))
+    sums = np.apply_along_axis(convolved, 0, values if everywhere else np.where(seen, values, 0.0))
+    if (seen == seen[:, :1]).all():  # frameless windows are whole rows: one count serves every label
+        counts = convolved(seen[:, 0].astype(np.float64))[:, None]
+    else:
+        counts = np.apply_along_axis(convolved, 0, seen.astype(np.float64))
+    if everywhere:
+        return sums / counts
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(seen, sums / counts, np.nan)
 

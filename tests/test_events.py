@@ -52,6 +52,11 @@ def test_moving_average_passes_over_a_frameless_window_and_leaves_it_frameless()
     smoothed = moving_average(values, 3)
     assert np.isnan(smoothed[1]).all()  # nothing was seen there: nothing is made up
     np.testing.assert_allclose(smoothed[[0, 2, 3]], [[1.0, 10.0], [4.0, 40.0], [4.0, 40.0]])  # the NaN counts for nothing
+    one_label_only = np.array([[1.0, 10.0], [np.nan, 20.0], [3.0, 30.0], [5.0, 50.0]])
+    smoothed = moving_average(one_label_only, 3)
+    assert np.isnan(smoothed[1, 0]) and not np.isnan(smoothed[:, 1]).any()
+    np.testing.assert_allclose(smoothed[:, 1], [15.0, 20.0, 100 / 3, 40.0])  # each label counts its own windows
+    np.testing.assert_allclose(smoothed[[0, 2, 3], 0], [1.0, 4.0, 4.0])
 
 
 def test_moving_average_keeps_a_constant_series():
