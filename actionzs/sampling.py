@@ -265,6 +265,17 @@ def windows(duration: float, length: float, stride: float, start: float = 0.0) -
     return [Span(start, end) for start, end in zip(starts[:stop].tolist(), ends[:stop].tolist())]
 
 
+def merged_spans(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The union of time spans [start, end), as sorted spans that neither overlap nor touch."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def frames_in(sample_pts: np.ndarray, spans: list[Span], borrow: bool = True) -> np.ndarray:
     """For each span, the [first, last) positions in the sorted `sample_pts` that fall inside it.
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..events import window_cells
 from ..output import hms, threshold_text
-from ..sampling import Span
+from ..sampling import Span, merged_spans
 from .thumbnails import filmstrip_times, keyframe_events, nearest, thumbnails
 
 VALUE_SCALE = 10000  # values travel as round(value * VALUE_SCALE): four decimals
@@ -59,19 +59,8 @@ def timeline_of(record: dict, measure: str) -> dict | None:
         "scale": VALUE_SCALE,
         "values": [[None if np.isnan(v) else int(v) for v in row] for row in scaled] + [None] * (len(names) - len(values)),
         "partial": bool(np.isnan(values[:, ~frameless]).any()),
-        "frameless": _stretches(cells, frameless),
+        "frameless": [[round(start, 3), round(end, 3)] for start, end in merged_spans(cells[frameless].tolist())],
     }
-
-
-def _stretches(cells: np.ndarray, chosen: np.ndarray) -> list[list[float]]:
-    """The stretches [start, end] (seconds) covered by the chosen windows' cells, neighbours joined."""
-    out: list[list[float]] = []
-    for start, end in cells[chosen].tolist():
-        if out and abs(out[-1][1] - start) < 1e-9:
-            out[-1][1] = end
-        else:
-            out.append([start, end])
-    return [[round(start, 3), round(end, 3)] for start, end in out]
 
 
 def _ranking(record: dict) -> str:

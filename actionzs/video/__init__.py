@@ -5,8 +5,8 @@ frames, in order, at their presentation times. `stream_index` reads that from th
 decoding, and every backend is held to it. Backends: PyAV (first: FFmpeg's own decode, exact with
 variable frame rates, edit lists, several streams and B-frames in any container, decoding only the
 frames a plan needs), decord (next for MP4: fast random access), OpenCV (reads forward, seeks only
-where a seek proves exact), and any added with `register_backend`. "auto" tries them in the order `AUTO_ORDER` gives
-for the file's suffix. Frames are decoded at the size asked for by the decoder itself (a
+where a seek proves exact), and any added with `register_backend`. "auto" tries them in the order
+`AUTO_ORDER` gives for the file's suffix. Frames are decoded at the size asked for by the decoder itself (a
 `frames.Resize` at full size, then resized as an image processor resizes) and read in bounded
 chunks, so memory depends on the chunk, never on the length of the file.
 """

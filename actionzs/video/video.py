@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import FrameIndexError, TimelineChanged, VideoDecodeError
 from ..frames import FrameBatch, FrameSize, Resize, resize_dims
-from ..sampling import Timeline
+from ..sampling import Timeline, merged_spans
 from .capture import STDERR, track
 from .messages import decoder_message, spans_text
 from .pyav_reader import PyAVReader
@@ -220,7 +220,7 @@ class Video:
             self._timeline = full
             return before != full.num_frames
         lost = np.setdiff1d(np.arange(full.num_frames), kept)
-        gaps = _merged([*full.gaps, *_runs(lost, full)])
+        gaps = merged_spans([*full.gaps, *_runs(lost, full)])
         keys = None if full.keyframes is None else np.flatnonzero(np.isin(kept, full.keyframes))
         self._timeline = Timeline(full.pts_seconds[kept], round(full.end_of(kept[-1]), 6), tuple(gaps), keys)
         log.warning(
@@ -264,13 +264,3 @@ def _runs(lost: np.ndarray, timeline: Timeline) -> list[tuple[float, float]]:
     runs = np.split(lost, np.flatnonzero(np.diff(lost) > 1) + 1)
     return [(round(float(timeline.pts_seconds[run[0]]), 6), round(timeline.end_of(run[-1]), 6)) for run in runs]
 
-
-def _merged(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The union of time spans, as sorted spans that neither overlap nor touch."""
-    merged: list[tuple[float, float]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
