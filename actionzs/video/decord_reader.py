@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 #: Codecs decord reads wrongly from AVI even without B-frames: a read past the first keyframes
 #: gives frames of an earlier GOP (H.264, a keyframe every 30 frames: frame 40 came back as frame
-#: 10, 100 as 10). MPEG-4 Part 2 in AVI reads right.
+#: 10, 100 as 10). HEVC is refused with it untried (FFmpeg does not write HEVC into AVI, so no
+#: clip could be made). MPEG-4 Part 2 in AVI reads right.
 SEEKS_WRONG_IN_AVI = frozenset({"h264", "hevc"})
 
 
