@@ -16,7 +16,8 @@ class RunOptions:
     Each field's type, unit, range, default and meaning is declared once in `actionzs.schema` (and
     listed in configs/README.md): `fps` is the sampling rate in frames per second, `window` and
     `stride` are seconds, `num_frames` and `top_k` None mean sampling at fps and all labels;
-    `keyframes` samples the stream's keyframes instead of either. `start` and `end` (seconds of
+    `keyframes` samples the stream's keyframes instead of either; `snap_to_keyframes` (seconds,
+    0: exact) moves each frame sampled at fps or num_frames to a keyframe that near. `start` and `end` (seconds of
     the video's own time, or "HH:MM:SS.mmm"; `end` None is the video's end) limit the run to part of
     each video: only it is decoded, and every time in the results is still the video's.
     `events` (an EventOptions, or a mapping of its fields) says how segment scores become events.
@@ -25,6 +26,7 @@ class RunOptions:
     fps: float = default("fps")
     num_frames: int | None = default("num_frames")
     keyframes: bool = default("keyframes")
+    snap_to_keyframes: float = default("snap_to_keyframes")
     start: float = default("start")
     end: float | None = default("end")
     window: float = default("window")
@@ -37,6 +39,11 @@ class RunOptions:
 
     def __post_init__(self) -> None:
         check_fields(self, "sampling")
+        if self.keyframes and self.snap_to_keyframes:
+            raise InvalidInputError(
+                "snap_to_keyframes moves the frames sampled at fps or num_frames to keyframes; with keyframes every "
+                "keyframe is taken already: give one of them"
+            )
         if self.end is not None and not self.end > self.start:
             raise InvalidInputError(f"end ({self.end:g} s) must be after start ({self.start:g} s)")
         if isinstance(self.events, dict):

@@ -10,8 +10,8 @@ and `scan --resume` can refuse to mix records of other settings into one file:
      "fingerprint": "sha256:…",       # the model's weights (actionzs.models.fingerprint)
      "labels": {"count": 10, "hash": "sha256:…"},   # the label set and the texts the model reads
      "templates": ["a video of {}.", …],
-     "sampling": {"fps": 1.0, "num_frames": 8, "keyframes": false, "window": 2.0, "stride": 1.0,
-                  "pooling": "mean", "top_k": 5, "segments": true},
+     "sampling": {"fps": 1.0, "num_frames": 8, "keyframes": false, "snap_to_keyframes": 0.0, "start": 0.0,
+                  "end": null, "window": 2.0, "stride": 1.0, "pooling": "mean", "top_k": 5, "segments": true},
      "events": {"smooth": 1, "threshold": 0.5, "measure": "score", "max_gap": 0.0, "min_duration": 0.0}}
 
 The sampling and events keys are the options of those stages in `actionzs.schema`, so an option

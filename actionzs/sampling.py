@@ -140,30 +140,58 @@ def keyframes_in(timeline: Timeline, start: float = 0.0, end: float | None = Non
     return Sample(sample.indices[inside], sample.pts_seconds[inside])
 
 
-def _at_times(timeline: Timeline, times: np.ndarray) -> Sample:
-    indices = timeline.frame_at(times)
-    return Sample(indices.astype(np.int64), timeline.pts_seconds[indices])
+def snapped(timeline: Timeline, indices: np.ndarray, snap_seconds: float, start: float = 0.0,
+            end: float | None = None) -> np.ndarray:
+    """Each frame of `indices` replaced by the keyframe nearest it in time (the earlier of two as
+    near) when that keyframe lies within `snap_seconds` of it and inside [start, end); the others
+    kept. A keyframe needs no other frame decoded, so a frame snapped to one costs a seek and one
+    decode instead of the decode of its GOP up to it. Order is kept: a frame between two others
+    snaps no further than they do. 0 seconds, or a timeline whose keyframes are unknown, keeps
+    every frame (exact frames are within any tolerance)."""
+    keys = timeline.keyframes
+    if not snap_seconds > 0 or keys is None or not len(keys):
+        return indices
+    stop = timeline.duration if end is None else end
+    key_pts = timeline.pts_seconds[keys]
+    keys = keys[(key_pts >= start - 1e-9) & (key_pts < stop - 1e-9)]
+    if not len(keys):
+        return indices
+    key_pts = timeline.pts_seconds[keys]
+    pts = timeline.pts_seconds[indices]
+    after = np.minimum(np.searchsorted(key_pts, pts, side="left"), len(keys) - 1)
+    before = np.maximum(after - 1, 0)
+    nearest = np.where(np.abs(key_pts[before] - pts) <= np.abs(key_pts[after] - pts), before, after)
+    near = np.abs(key_pts[nearest] - pts) <= snap_seconds + 1e-9
+    return np.where(near, keys[nearest], indices).astype(np.int64)
 
 
-def uniform(timeline: Timeline, num: int, start: float = 0.0, end: float | None = None) -> Sample:
-    """`num` frames at the centres of `num` equal sub-spans of [start, end) (TSN-style)."""
+def _at_times(timeline: Timeline, times: np.ndarray, snap_seconds: float, start: float, end: float) -> Sample:
+    indices = snapped(timeline, timeline.frame_at(times).astype(np.int64), snap_seconds, start, end)
+    return Sample(indices, timeline.pts_seconds[indices])
+
+
+def uniform(timeline: Timeline, num: int, start: float = 0.0, end: float | None = None, snap_seconds: float = 0.0) -> Sample:
+    """`num` frames at the centres of `num` equal sub-spans of [start, end) (TSN-style); with
+    `snap_seconds`, each moved to a keyframe that near (`snapped`), a frame taken twice counting twice."""
     if num < 1:
         raise ValueError(f"num must be at least 1, got {num}")
     if num > MAX_FRAMES:
         raise VideoOptionsError(f"{_count(num)} frames per span are more than the {MAX_FRAMES:,} allowed")
     start, end = _span(timeline, start, end)
     step = (end - start) / num
-    return _at_times(timeline, start + step * (np.arange(num) + 0.5))
+    return _at_times(timeline, start + step * (np.arange(num) + 0.5), snap_seconds, start, end)
 
 
-def at_fps(timeline: Timeline, rate: float, start: float = 0.0, end: float | None = None) -> Sample:
+def at_fps(timeline: Timeline, rate: float, start: float = 0.0, end: float | None = None, snap_seconds: float = 0.0) -> Sample:
     """One frame per 1/rate seconds over [start, end), taken at the centre of each 1/rate step
-    (of the part of the last step that lies before `end`).
+    (of the part of the last step that lies before `end`); with `snap_seconds`, each moved to a
+    keyframe that near (`snapped`), at the keyframe's own time.
 
-    Rates above the video's own frame rate are allowed and repeat no frame: duplicates are dropped.
-    Only steps next to a frame change can bring a new frame, so when there are more steps than
-    frames only those are looked at: the cost is that of the frames, whatever the rate. More than
-    `MAX_FRAMES` sampled frames are a `VideoOptionsError`.
+    Rates above the video's own frame rate are allowed and repeat no frame: duplicates are dropped
+    (several steps snapped to one keyframe take it once). Only steps next to a frame change can
+    bring a new frame, so when there are more steps than frames only those are looked at: the cost
+    is that of the frames, whatever the rate. More than `MAX_FRAMES` sampled frames are a
+    `VideoOptionsError`.
     """
     if not rate > 0 or not math.isfinite(rate):
         raise ValueError(f"rate must be a positive number of frames per second, got {rate}")
@@ -184,7 +212,7 @@ def at_fps(timeline: Timeline, rate: float, start: float = 0.0, end: float | Non
         chosen = np.unique(np.clip(np.concatenate([edges, k - 1, k, k + 1]), 0, count - 1))
     step_starts = start + chosen / rate
     step_ends = np.minimum(step_starts + 1 / rate, end)  # the last step may be cut short by `end`
-    sample = _at_times(timeline, (step_starts + step_ends) / 2)
+    sample = _at_times(timeline, (step_starts + step_ends) / 2, snap_seconds, start, end)
     keep = np.concatenate([[True], np.diff(sample.indices) != 0])
     if keep.sum() > MAX_FRAMES:
         raise VideoOptionsError(

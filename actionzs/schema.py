@@ -212,6 +212,10 @@ OPTIONS: tuple[Option, ...] = (
            "embed the stream's keyframes at their own times instead of frames at fps or num_frames: hours of "
            "camera footage for a few hundred decodes; a window without a keyframe is reported frameless, "
            "not scored; frame encoders only"),
+    Option("snap_to_keyframes", "sampling", float, 0.0, "--snap-to-keyframes",
+           "take the keyframe nearest each frame sampled at fps or num_frames instead, at its own time, where one "
+           "lies this near: a seek and one decode each instead of decoding up to the frame; 0 = exact frames; "
+           "frame encoders only", unit=_SECONDS, minimum=0, maximum=3600, metavar="S"),
     Option("start", "sampling", float, 0.0, "--start",
            "work on the part of each video from this time on (seconds or HH:MM:SS.mmm); results keep the video's "
            "own times", unit=_SECONDS, minimum=0, metavar="T", parse=seconds_of),

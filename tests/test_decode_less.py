@@ -74,12 +74,14 @@ def full_decode(path: Path, width: int, height: int) -> list[np.ndarray]:
 
 
 def index_sets(timeline: sampling.Timeline) -> dict[str, np.ndarray]:
-    """What the samplers ask for: uniform, by rate, and windows' frames (runs with gaps between)."""
+    """What the samplers ask for: uniform, by rate, by rate snapped to keyframes, and windows'
+    frames (runs with gaps between)."""
     spans = sampling.windows(timeline.duration, 1.0, 1.5)
     in_windows = np.concatenate([sampling.uniform(timeline, 6, s.start_seconds, s.end_seconds).indices for s in spans])
     return {
         "uniform": sampling.uniform(timeline, 8).indices,
         "fps": sampling.at_fps(timeline, 3.0).indices,
+        "fps snapped": sampling.at_fps(timeline, 3.0, snap_seconds=0.3).indices,
         "windows": np.unique(in_windows),
         "every frame": np.arange(timeline.num_frames),
     }
@@ -254,6 +256,70 @@ def test_the_command_line_says_which_windows_were_frameless(capsys, clips, clip_
     assert all(r["label"] and r["score"] for r in rows if r["kind"] == "segment")
     code, out, _ = run_cli(capsys, "classify", *common)
     assert f"windows: {len(frameless)} of {len(segments)} hold no sampled frame (no keyframe): not scored" in out
+
+
+@pytest.mark.parametrize("clip", ["h264 bf2 mp4", "h264 open gop", "h264 late start", "h264 vfr", "mpeg4 mkv", "hevc"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_frames_snapped_to_keyframes_are_keyframes_at_their_own_times_or_exact(clips, clip, backend):
+    """Keyframes every 30 frames (1.2 s at 25 fps): at 2 frames/s with 0.3 s of tolerance, frames
+    near a keyframe become it, at the time a full decode gives it, and the others stay as exact
+    sampling has them; every backend delivers those frames."""
+    video = _opened(clips, clip, backend)
+    if video is None:
+        return  # refused: the backend might read this file wrongly
+    keys, seconds = full_decode_keyframes(clips[clip])
+    exact = sampling.at_fps(video.timeline, 2.0)
+    sample = sampling.at_fps(video.timeline, 2.0, snap_seconds=0.3)
+    key_time = dict(zip(keys, seconds))
+    moved = [i for i in sample.indices.tolist() if i not in exact.indices]
+    assert moved and set(moved) <= set(keys)
+    for i, t in zip(sample.indices.tolist(), sample.pts_seconds.tolist()):
+        assert i in exact.indices or abs(t - key_time[i]) < 1e-6
+    assert [read_index(frame) for frame in video.get_frames(sample.indices).data] == sample.indices.tolist()
+
+
+def test_frames_snapped_to_keyframes_cost_one_decode_each(clips):
+    """A frame snapped to a keyframe is a seek and that keyframe's decode: at 1 frame/s with 1 s of
+    tolerance every frame of this 4.8 s clip goes to one of its 4 keyframes, decoded alone; exact,
+    the same rate decodes GOPs up to each frame."""
+    index = index_stream(str(clips["h264 bf2 mp4"]))
+    cost = {}
+    for snap in (0.0, 1.0):
+        reader = PyAVReader(str(clips["h264 bf2 mp4"]), index=index)
+        reader.read(sampling.at_fps(index.timeline, 1.0, snap_seconds=snap).indices, None)
+        cost[snap] = (reader.frames_decoded, reader.frames_delivered)
+        reader.close()
+    assert cost[1.0] == (4, 4) and cost[0.0][1] == 5 and cost[0.0][0] > 2 * cost[0.0][1]
+
+
+def test_a_frame_encoder_snaps_to_keyframes_and_records_it(clips, clip_dir, xclip_dir, capsys):
+    """Snapped frames are embedded at the keyframes' own times and recorded with the tolerance;
+    windows are scored as at a rate (none frameless); it refuses to go with keyframe sampling or a
+    clip encoder, naming both."""
+    path = clips["h264 vfr"]
+    classifier = ZeroShotVideoClassifier(load_encoder(str(clip_dir), dtype="float32"), RunOptions(fps=2.0))
+    exact = classifier.embed(str(path), segments=True)
+    snapped = classifier.embed(str(path), segments=True, snap_to_keyframes=0.3)
+    assert snapped.sampling == {"fps": 2.0, "snap_to_keyframes": 0.3} and exact.sampling == {"fps": 2.0}
+    timeline = open_video(path, "pyav").timeline
+    want = sampling.at_fps(timeline, 2.0, snap_seconds=0.3)
+    assert snapped.indices.tolist() == want.indices.tolist() != exact.indices.tolist()
+    np.testing.assert_allclose(snapped.pts_seconds, want.pts_seconds, atol=1e-9)
+    kept = np.isin(snapped.indices, exact.indices)
+    np.testing.assert_allclose(snapped.vectors[kept], exact.vectors[np.isin(exact.indices, snapped.indices)], atol=1e-6)
+    result = classifier.classify(str(path), parse_labels(["a", "b"]), segments=True, snap_to_keyframes=0.3)
+    assert not result.frameless.any() and len(result.segments) == len(sampling.windows(snapped.duration, 2.0, 1.0))
+    with pytest.raises(InvalidInputError, match="with keyframes every keyframe is taken already"):
+        classifier.embed(str(path), keyframes=True, snap_to_keyframes=0.3)
+    xclip = ZeroShotVideoClassifier(load_encoder(str(xclip_dir), dtype="float32"))
+    with pytest.raises(InvalidInputError, match="snapping to keyframes"):
+        xclip.embed(str(path), snap_to_keyframes=0.3)
+    code, out, _ = run_cli(capsys, "classify", path, "-l", "a", "-l", "b", "--model", clip_dir, "--segments",
+                           "--snap-to-keyframes", "0.3", "--format", "json", "-o", "-", "-q")
+    assert code == 0 and json.loads(out)[0]["settings"]["sampling"]["snap_to_keyframes"] == 0.3
+    code, _, err = run_cli(capsys, "classify", path, "-l", "a", "--model", clip_dir, "--keyframes",
+                           "--snap-to-keyframes", "0.3", "-q")
+    assert code == 2 and "with keyframes every keyframe is taken already" in err and "Traceback" not in err
 
 
 def test_keyframe_sampling_is_refused_where_keyframes_are_unknown():

@@ -287,6 +287,39 @@ def test_a_keyframe_index_holds_the_keyframes_and_relabels_from_them(tmp_path, c
     assert code == 2 and "the index holds keyframes, not --fps 1" in err
 
 
+def test_an_index_snapped_to_keyframes_records_it_and_relabels_as_classifying_the_video(tmp_path, clip_dir, folder, capsys):
+    index, video = tmp_path / "lib.actionzs", folder / "cam2" / "c.mp4"
+    code, _, err = run_cli(capsys, "index", video, "--index", index, "--model", clip_dir, "--snap-to-keyframes", "0.5")
+    assert code == 0, err
+    direct = pipeline(str(clip_dir), fps=1.0, snap_to_keyframes=0.5)
+    embedded = direct.embed(str(video), segments=True)
+    with LibraryStore(index) as store:
+        [stored] = store.files()
+        indices, _ = store.timeline(stored)
+        assert store.settings()["sampling"] == {"fps": 1.0, "snap_to_keyframes": 0.5}
+    import av
+
+    with av.open(str(video)) as container:  # the truth: FFmpeg's full decode
+        keys = [i for i, frame in enumerate(container.decode(video=0)) if frame.key_frame]
+    assert indices.tolist() == embedded.indices.tolist() and set(indices.tolist()) <= set(keys)
+    asked = ["-l", "running", "-l", "jumping", "--segments", "--format", "json", "-q"]
+    code, out, err = run_cli(capsys, "classify", "--index", index, *asked)
+    assert code == 0, err
+    relabelled = json.loads(out)[0]
+    assert relabelled["settings"]["sampling"]["snap_to_keyframes"] == 0.5
+    code, out, err = run_cli(capsys, "classify", video, "--model", clip_dir, "--snap-to-keyframes", "0.5", *asked)
+    expected = json.loads(out)[0]["segments"]
+    def scores(segments):
+        return [x["score"] for w in segments for x in sorted(w["labels"], key=lambda x: x["label"])]
+
+    # the index keeps float16 vectors: a cosine moves by < 1e-3
+    assert len(relabelled["segments"]) == len(expected) and scores(relabelled["segments"]) == pytest.approx(scores(expected), abs=1e-3)
+    code, _, err = run_cli(capsys, "classify", "--index", index, "-l", "running", "--snap-to-keyframes", "0")
+    assert code == 2 and "snapped to keyframes within 0.5 s, not --snap-to-keyframes 0" in err
+    code, _, err = run_cli(capsys, "index", video, "--index", index, "--snap-to-keyframes", "1")
+    assert code == 2 and "'snap_to_keyframes': 0.5" in err
+
+
 def test_relabelling_needs_the_index_sampling(tmp_path, clip_dir, folder):
     library = _library(tmp_path, clip_dir)
     library.add(_files(folder)[:2])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actionzs.sampling import Sample, Span, Timeline, at_fps, frames_in, uniform, windows
+from actionzs.sampling import Sample, Span, Timeline, at_fps, frames_in, snapped, uniform, windows
 
 # 100 frames at 25 fps: frame i starts at i * 0.04 s and the video lasts 4 s.
 CFR = Timeline.constant_rate(100, 25)
@@ -316,3 +316,54 @@ def test_frames_in_matches_windows_over_at_fps():
     ranges = frames_in(sample.pts_seconds, windows(CFR.duration, 2.0, 1.0))
     assert ranges.tolist() == [[0, 4], [2, 6], [4, 8]]
     assert all(last > first for first, last in ranges)
+
+
+# -- snapping to keyframes -----------------------------------------------------------------------
+
+# 10 s at 10 fps with a keyframe every 2.5 s: 0, 2.5, 5, 7.5
+GOP_TIMELINE = Timeline(np.arange(100) / 10, 10.0, keyframes=np.arange(0, 100, 25))
+
+
+def test_frames_at_a_rate_snap_to_the_nearest_keyframe_within_the_tolerance():
+    exact = as_list(at_fps(GOP_TIMELINE, 1.0))
+    assert exact == [5, 15, 25, 35, 45, 55, 65, 75, 85, 95]
+    # 1 s: frames 1 s or less from a keyframe go to it (taken once); 9.5 s is 2 s from 7.5 s and stays
+    assert as_list(at_fps(GOP_TIMELINE, 1.0, snap_seconds=1.0)) == [0, 25, 50, 75, 95]
+    # 0.5 s: 4.5 s and 5.5 s both go to 5 s, which is taken once
+    assert as_list(at_fps(GOP_TIMELINE, 1.0, snap_seconds=0.5)) == [0, 15, 25, 35, 50, 65, 75, 85, 95]
+    assert as_list(at_fps(GOP_TIMELINE, 1.0, snap_seconds=0.0)) == exact
+    sample = at_fps(GOP_TIMELINE, 1.0, snap_seconds=2.0)
+    assert as_list(sample) == [0, 25, 50, 75] and sample.pts_seconds.tolist() == [0.0, 2.5, 5.0, 7.5]
+
+
+def test_snapping_keeps_to_the_part_of_the_video_a_run_covers():
+    # from 3 s on, the keyframe at 2.5 s is outside: 3.5 s is 1.5 s from 5 s, beyond 1.3 s, and stays
+    assert as_list(at_fps(GOP_TIMELINE, 1.0, start=3.0, snap_seconds=1.3)) == [35, 50, 75, 95]
+    assert as_list(at_fps(GOP_TIMELINE, 1.0, end=7.0, snap_seconds=1.3)) == [0, 25, 50, 65]
+
+
+def test_uniform_frames_snap_and_a_frame_taken_twice_counts_twice():
+    assert as_list(uniform(GOP_TIMELINE, 8, snap_seconds=2.0)) == [0, 25, 25, 50, 50, 75, 75, 75]
+
+
+def test_snapping_without_known_keyframes_keeps_the_exact_frames():
+    assert as_list(at_fps(CFR, 5.0, snap_seconds=1.0)) == as_list(at_fps(CFR, 5.0))
+
+
+def test_snapped_frames_are_the_nearest_keyframe_or_themselves_and_keep_their_order():
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        pts = np.cumsum(rng.uniform(0.01, 0.2, 300))
+        pts -= pts[0]
+        keys = np.unique(np.concatenate([[0], rng.choice(300, rng.integers(1, 12), replace=False)]))
+        timeline = Timeline(pts, pts[-1] + 0.1, keyframes=keys)
+        tolerance = float(rng.uniform(0, 3))
+        wanted = np.sort(rng.choice(300, 40))
+        got = snapped(timeline, wanted, tolerance)
+        assert np.all(np.diff(got) >= 0)
+        for frame, was in zip(got.tolist(), wanted.tolist()):
+            distance = np.abs(pts[keys] - pts[was])
+            if distance.min() <= tolerance:
+                assert frame in keys and abs(pts[frame] - pts[was]) == pytest.approx(distance.min())
+            else:
+                assert frame == was

@@ -10,8 +10,8 @@ from .common import EXIT_FAILED, EXIT_OK, footage_of, from_index, make_classifie
 
 
 #: The options of a run that change what calibration fits: those that change a window's value.
-RUN_OPTIONS = ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "keyframes", "window", "stride",
-               "pooling", "hypothesis_template", "smooth", "measure", "labels_file")
+RUN_OPTIONS = ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "keyframes",
+               "snap_to_keyframes", "window", "stride", "pooling", "hypothesis_template", "smooth", "measure", "labels_file")
 
 
 def add_parsers(commands) -> None:

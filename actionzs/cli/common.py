@@ -295,16 +295,20 @@ def from_index(args) -> dict:
     if not built:
         raise InvalidInputError(f"{args.index}: the index holds no files yet; add some with `actionzs index`")
     sampling = built["sampling"]
-    held = "keyframes" if sampling.get("keyframes") else f"frames at {sampling['fps']:g} per second"
+    snap = float(sampling.get("snap_to_keyframes", 0.0))
+    held = "keyframes" if sampling.get("keyframes") else f"frames at {sampling['fps']:g} per second" + (
+        f" snapped to keyframes within {snap:g} s" if snap else "")
     if args.num_frames is not None:
         raise InvalidInputError(f"--num-frames needs the videos: {args.index} holds {held}")
     if args.fps is not None and args.fps != sampling.get("fps"):
         raise InvalidInputError(f"{args.index}: the index holds {held}, not --fps {args.fps:g}")
     if args.keyframes is not None and args.keyframes != bool(sampling.get("keyframes")):
         raise InvalidInputError(f"{args.index}: the index holds {held}, not {'' if args.keyframes else 'no '}keyframes")
+    if args.snap_to_keyframes is not None and args.snap_to_keyframes != snap:
+        raise InvalidInputError(f"{args.index}: the index holds {held}, not --snap-to-keyframes {args.snap_to_keyframes:g}")
     if getattr(args, "start", None) is not None or getattr(args, "end", None) is not None:
         raise InvalidInputError(f"--start/--end choose the frames embedded; {args.index} holds whole files")
-    forced = {"num_frames": None, "keyframes": bool(sampling.get("keyframes"))}
+    forced = {"num_frames": None, "keyframes": bool(sampling.get("keyframes")), "snap_to_keyframes": snap}
     forced.update({"fps": sampling["fps"]} if "fps" in sampling else {})
     return {**forced, **({} if args.model else {"model": built["model"]})}
 

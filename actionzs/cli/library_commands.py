@@ -25,7 +25,7 @@ def add_parsers(commands) -> None:
                         "actionzs index /data/footage --index /data/footage/lib.actionzs --prune   # later: only what changed"))
     index.add_argument("inputs", nargs="+", metavar="DIR_OR_GLOB", help="folders (searched recursively), globs or files")
     index.add_argument("--index", required=True, metavar="LIB", help="the index file (made if missing); paths are stored relative to its folder")
-    for name in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "keyframes"):
+    for name in ("model", "device", "dtype", "backend", "batch_size", "decode_workers", "fps", "keyframes", "snap_to_keyframes"):
         index.add_argument(option(name).flag, **flag_of(option(name)))
     index.add_argument("--config", metavar="CFG", help="preset name or YAML file for the options not given")
     index.add_argument("--prune", action="store_true", help="drop files that are no longer on disk")
@@ -88,6 +88,8 @@ def _index(args, settings: dict, executor) -> int:
     library = Library(
         args.index, args.model or (settings["model"] if new else None), fps=args.fps or (settings["fps"] if new else None),
         keyframes=args.keyframes if args.keyframes is not None else (settings["keyframes"] if new else None),
+        snap_to_keyframes=args.snap_to_keyframes if args.snap_to_keyframes is not None else (
+            settings["snap_to_keyframes"] if new else None),
         backend=settings["backend"], decode_workers=settings["decode_workers"], batch_size=settings["batch_size"],
         device=settings["device"], dtype=settings["dtype"], executor=executor,
     )

@@ -89,8 +89,8 @@ class Library:
     """
 
     def __init__(self, path: str | os.PathLike, model: str | None = None, *, classifier=None, fps: float | None = None,
-                 keyframes: bool | None = None, backend: str = "auto", decode_workers: int = 1, batch_size: int = 32,
-                 device=None, dtype="auto", executor=None):
+                 keyframes: bool | None = None, snap_to_keyframes: float | None = None, backend: str = "auto",
+                 decode_workers: int = 1, batch_size: int = 32, device=None, dtype="auto", executor=None):
         self.path = Path(path)
         self._model = model
         self._classifier = classifier
@@ -98,6 +98,7 @@ class Library:
                          "device": device, "dtype": dtype, "executor": executor}
         self._fps = fps
         self._keyframes = keyframes
+        self._snap = snap_to_keyframes
         self._neighbours: dict[bool, tuple[int, object]] = {}  # exact or not -> (generation, index) last searched
 
     # -- the model ------------------------------------------------------------------------------
@@ -140,12 +141,14 @@ class Library:
         return {"model": model, "fingerprint": encoder.fingerprint, "sampling": encoder.sampling(run), "dim": dim}
 
     def _run(self):
-        """The options of embedding for the index, the same for every file: frames at fps, or the
-        stream's keyframes; for an existing index, what it was built with unless given."""
+        """The options of embedding for the index, the same for every file: frames at fps (snapped
+        to keyframes within `snap_to_keyframes` seconds, or exact), or the stream's keyframes; for
+        an existing index, what it was built with unless given."""
         built = self._built_with().get("sampling", {})
         fps = built.get("fps") if self._fps is None else self._fps
         keyframes = bool(built.get("keyframes")) if self._keyframes is None else self._keyframes
-        return self.classifier.options.updated(fps=fps, keyframes=keyframes, segments=True)
+        snap = float(built.get("snap_to_keyframes", 0.0)) if self._snap is None else self._snap
+        return self.classifier.options.updated(fps=fps, keyframes=keyframes, snap_to_keyframes=snap, segments=True)
 
     # -- adding files -----------------------------------------------------------------------------
 
@@ -186,7 +189,8 @@ class Library:
                 report.pruned = len(update.gone)
             sources = [source for source, _ in update.embed]
             entries = dict(update.embed)
-            for source, outcome in self.classifier.embed_each(sources, fps=run.fps, keyframes=run.keyframes, segments=True):
+            for source, outcome in self.classifier.embed_each(sources, fps=run.fps, keyframes=run.keyframes,
+                                                                snap_to_keyframes=run.snap_to_keyframes, segments=True):
                 entry = entries[source]
                 reason = _reason(outcome) if isinstance(outcome, Exception) else None
                 if reason is not None:

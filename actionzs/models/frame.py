@@ -59,15 +59,17 @@ class FrameEncoder(Encoder):
 
     def sampling(self, run) -> dict:
         """The stream's keyframes when asked, else frames at `fps` per second with segments on (or
-        no `num_frames`), else `num_frames` spread uniformly over the video; with the part of the
-        video a run covers (`start`, `end`) when it is not the whole."""
+        no `num_frames`), else `num_frames` spread uniformly over the video, either snapped to
+        keyframes within `snap_to_keyframes` seconds when that is set; with the part of the video
+        a run covers (`start`, `end`) when it is not the whole."""
         if run.keyframes:
             chosen = {"keyframes": True}
         elif run.segments or run.num_frames is None:
             chosen = {"fps": float(run.fps)}
         else:
             chosen = {"uniform": int(run.num_frames)}
-        return {**chosen, **sampling.part_of(run)}
+        snap = {"snap_to_keyframes": float(run.snap_to_keyframes)} if run.snap_to_keyframes else {}
+        return {**chosen, **snap, **sampling.part_of(run)}
 
     def plan(self, timeline, run) -> FramePlan:
         """The frames to embed; too many frames or windows for the video's length are refused here,
@@ -76,12 +78,13 @@ class FrameEncoder(Encoder):
         start, end = sampling.part(timeline, run.start, run.end)
         if run.segments:
             sampling.check_windows(end - start, run.window, run.stride)
+        snap = chosen.get("snap_to_keyframes", 0.0)
         if "keyframes" in chosen:
             sample = sampling.keyframes_in(timeline, start, end)
         elif "fps" in chosen:
-            sample = sampling.at_fps(timeline, chosen["fps"], start, end)
+            sample = sampling.at_fps(timeline, chosen["fps"], start, end, snap)
         else:
-            sample = sampling.uniform(timeline, chosen["uniform"], start, end)
+            sample = sampling.uniform(timeline, chosen["uniform"], start, end, snap)
         unique, where = np.unique(sample.indices, return_inverse=True)
         return FramePlan(sample, unique, where, timeline.duration, chosen, self.identity, timeline.gaps)
 

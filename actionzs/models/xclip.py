@@ -88,10 +88,11 @@ class XClipEncoder(CheckpointEncoder, Encoder):
     def sampling(self, run) -> dict:
         """Exactly `frames_per_clip` frames per span; `fps`, `num_frames` and `pooling` do not apply,
         and keyframes (unevenly spaced, one every few seconds) are no clip of its frames."""
-        if run.keyframes:
+        if run.keyframes or run.snap_to_keyframes:
+            asked = "keyframe sampling (--keyframes)" if run.keyframes else "snapping to keyframes (--snap-to-keyframes)"
             raise InvalidInputError(
-                f"{self.name} embeds clips of {self.frames_per_clip} evenly spaced frames; keyframe sampling "
-                "(--keyframes) is for frame encoders (CLIP, SigLIP)"
+                f"{self.name} embeds clips of {self.frames_per_clip} evenly spaced frames; {asked} is for frame "
+                "encoders (CLIP, SigLIP)"
             )
         return {"frames_per_clip": self.frames_per_clip, "windows": [run.window, run.stride] if run.segments else None,
                 **sampling.part_of(run)}
