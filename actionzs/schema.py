@@ -213,9 +213,9 @@ OPTIONS: tuple[Option, ...] = (
            "camera footage for a few hundred decodes; a window without a keyframe is reported frameless, "
            "not scored; frame encoders only"),
     Option("snap_to_keyframes", "sampling", float, 0.0, "--snap-to-keyframes",
-           "take the keyframe nearest each frame sampled at fps or num_frames instead, at its own time, where one "
-           "lies this near: a seek and one decode each instead of decoding up to the frame; 0 = exact frames; "
-           "frame encoders only", unit=_SECONDS, minimum=0, maximum=3600, metavar="S"),
+           "for each frame sampled at fps or num_frames, take the keyframe nearest it instead (at the keyframe's "
+           "own time) when one lies within this many seconds: a seek and one decode instead of decoding up to "
+           "the frame; 0 = exact frames; frame encoders only", unit=_SECONDS, minimum=0, maximum=3600, metavar="S"),
     Option("start", "sampling", float, 0.0, "--start",
            "work on the part of each video from this time on (seconds or HH:MM:SS.mmm); results keep the video's "
            "own times", unit=_SECONDS, minimum=0, metavar="T", parse=seconds_of),
