@@ -74,10 +74,14 @@ def test_probe_table_lists_each_good_file(capsys, media):
     code, out, err = run_cli(capsys, "probe", media["a"], media["b"])
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0].split() == ["video", "backend", "frames", "fps", "duration", "size"]
+    assert lines[0].split() == ["video", "backend", "frames", "fps", "duration", "size", "keyframes"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert rows[str(media["a"])][2:] == ["30", "10.000", "00:00:03.000", "64x48"]
-    assert rows[str(media["b"])][2:] == ["20", "10.000", "00:00:02.000", "64x48"]
+    assert rows[str(media["a"])][2:6] == ["30", "10.000", "00:00:03.000", "64x48"]
+    assert rows[str(media["b"])][2:6] == ["20", "10.000", "00:00:02.000", "64x48"]
+    code, out, _ = run_cli(capsys, "probe", "--json", media["a"])
+    [record] = json.loads(out)
+    interval = record["keyframe_interval_seconds"]
+    assert " ".join(rows[str(media["a"])][6:]) == f"{record['keyframes']}" + ("" if interval is None else f", every {interval:.3f} s")
 
 
 def test_probe_json_gives_true_metadata(capsys, media):
@@ -85,9 +89,28 @@ def test_probe_json_gives_true_metadata(capsys, media):
     assert code == 0, err
     records = json.loads(out)
     assert [r["video"] for r in records] == [r["path"] for r in records] == [str(media["a"]), str(media["b"])]
-    assert set(records[0]) == {"video", "path", "backend", "num_frames", "fps", "duration", "width", "height"}
+    assert set(records[0]) == {"video", "path", "backend", "num_frames", "fps", "duration", "width", "height",
+                               "keyframes", "keyframe_interval_seconds"}
     assert (records[0]["num_frames"], records[0]["fps"], records[0]["duration"]) == (30, 10.0, 3.0)
     assert (records[1]["num_frames"], records[1]["width"], records[1]["height"]) == (20, 64, 48)
+
+
+def test_probe_counts_the_keyframes_a_full_decode_flags_and_their_median_interval(capsys, tmp_path):
+    """What --keyframes and --snap-to-keyframes work with: a keyframe every 12 frames at 25 fps."""
+    av = pytest.importorskip("av")
+    from helpers_video import encode
+
+    path = encode(tmp_path / "gop12.mp4", 60, options={"g": "12", "keyint_min": "12", "sc_threshold": "0", "bf": "2"})
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        keys = [float(frame.pts * stream.time_base) for frame in container.decode(stream) if frame.key_frame]
+    code, out, err = run_cli(capsys, "probe", "--json", path)
+    assert code == 0, err
+    [record] = json.loads(out)
+    assert record["keyframes"] == len(keys) == 5
+    assert record["keyframe_interval_seconds"] == pytest.approx(float(np.median(np.diff(keys))), abs=1e-6)
+    code, out, _ = run_cli(capsys, "probe", path)
+    assert out.splitlines()[1].endswith("5, every 0.480 s")
 
 
 @pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])

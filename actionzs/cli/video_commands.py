@@ -95,15 +95,24 @@ def cmd_probe(args) -> int:
     if args.json:
         sys.stdout.write(render(records, "json"))
     else:
-        rows = [("video", "backend", "frames", "fps", "duration", "size")]
+        rows = [("video", "backend", "frames", "fps", "duration", "size", "keyframes")]
         rows += [
-            (printable(r["video"]), r["backend"], str(r["num_frames"]), f"{r['fps']:.3f}", hms(r["duration"]), f"{r['width']}x{r['height']}")
+            (printable(r["video"]), r["backend"], str(r["num_frames"]), f"{r['fps']:.3f}", hms(r["duration"]),
+             f"{r['width']}x{r['height']}", _keyframes(r))
             for r in records if "error" not in r
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
         for row in rows:
             print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def _keyframes(record: dict) -> str:
+    """A probe record's keyframes for the table: "30, every 2.000 s" (the median interval), "-" unknown."""
+    if record["keyframes"] is None:
+        return "-"
+    interval = record["keyframe_interval_seconds"]
+    return str(record["keyframes"]) + ("" if interval is None else f", every {interval:.3f} s")
 
 
 def cmd_classify(args) -> int:

@@ -84,7 +84,13 @@ class Video:
         return self._reader.height
 
     def info(self) -> dict:
-        """Metadata as a plain dict (what `actionzs probe --json` prints; its "fps" is `average_fps`)."""
+        """Metadata as a plain dict (what `actionzs probe --json` prints; its "fps" is `average_fps`).
+        `keyframes` counts the frames the container flags as keyframes and
+        `keyframe_interval_seconds` is the median time between them, what `--keyframes` and
+        `--snap-to-keyframes` work with (None where the container does not tell them, or for
+        `keyframe_interval_seconds` with fewer than two)."""
+        keys = self._timeline.keyframes
+        times = None if keys is None else self._timeline.pts_seconds[keys]
         return {
             "path": self.path,
             "backend": self.backend,
@@ -93,6 +99,8 @@ class Video:
             "duration": round(self.duration, 6),
             "width": self.width,
             "height": self.height,
+            "keyframes": None if keys is None else len(keys),
+            "keyframe_interval_seconds": None if times is None or len(times) < 2 else round(float(np.median(np.diff(times))), 6),
         }
 
     def get_frames(self, indices: Sequence[int] | np.ndarray, size: FrameSize | None = None) -> FrameBatch:
