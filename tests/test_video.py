@@ -88,7 +88,7 @@ def test_metadata(clip, backend):
     assert video.duration == pytest.approx(count / FPS, abs=1e-5)
     assert (video.width, video.height) == (WIDTH, HEIGHT)
     assert video.timeline.pts_seconds == pytest.approx(np.arange(count) / FPS, abs=1e-5)
-    info = video.info()
+    info, keys = video.info(), video.timeline.keyframes
     assert info == {
         "path": str(path),
         "backend": backend,
@@ -97,6 +97,9 @@ def test_metadata(clip, backend):
         "duration": pytest.approx(count / FPS, abs=1e-5),
         "width": WIDTH,
         "height": HEIGHT,
+        "keyframes": None if keys is None else len(keys),
+        "keyframe_interval_seconds": None if keys is None or len(keys) < 2 else pytest.approx(
+            float(np.median(np.diff(video.timeline.pts_seconds[keys]))), abs=1e-6),
     }
     assert f"frames={count}" in repr(video)
 
