@@ -17,9 +17,10 @@ class RunOptions:
     listed in configs/README.md): `fps` is the sampling rate in frames per second, `window` and
     `stride` are seconds, `num_frames` and `top_k` None mean sampling at fps and all labels;
     `keyframes` samples the stream's keyframes instead of either; `snap_to_keyframes` (seconds,
-    0: exact) moves each frame sampled at fps or num_frames to a keyframe that near. `start` and `end` (seconds of
-    the video's own time, or "HH:MM:SS.mmm"; `end` None is the video's end) limit the run to part of
-    each video: only it is decoded, and every time in the results is still the video's.
+    0: exact) moves each frame sampled at fps or num_frames to a keyframe that near. `start` and
+    `end` (seconds of the video's own time, or "HH:MM:SS.mmm"; `end` None is the video's end) limit
+    the run to part of each video: only it is decoded, and every time in the results is still the
+    video's.
     `events` (an EventOptions, or a mapping of its fields) says how segment scores become events.
     """
 

@@ -153,10 +153,10 @@ def snapped(timeline: Timeline, indices: np.ndarray, snap_seconds: float, start:
         return indices
     stop = timeline.duration if end is None else end
     key_pts = timeline.pts_seconds[keys]
-    keys = keys[(key_pts >= start - 1e-9) & (key_pts < stop - 1e-9)]
-    if not len(keys):
+    inside = (key_pts >= start - 1e-9) & (key_pts < stop - 1e-9)
+    if not inside.any():
         return indices
-    key_pts = timeline.pts_seconds[keys]
+    keys, key_pts = keys[inside], key_pts[inside]
     pts = timeline.pts_seconds[indices]
     after = np.minimum(np.searchsorted(key_pts, pts, side="left"), len(keys) - 1)
     before = np.maximum(after - 1, 0)
