@@ -15,12 +15,15 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .errors import InvalidInputError
 from .textfile import read_text_file
+
+if TYPE_CHECKING:  # torch only where texts are embedded: checking labels must not wait seconds for its import
+    import torch
 
 #: Text-encoder calls are made in batches of this many texts (thousands of labels stay bounded).
 TEXT_BATCH = 256
@@ -191,6 +194,8 @@ class TextEmbeddingCache:
 
     def embed(self, texts: list[str]) -> torch.Tensor:
         """Embeddings [len(texts), D], encoding only the texts not seen before."""
+        import torch
+
         missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
         for start in range(0, len(missing), TEXT_BATCH):
             batch = missing[start : start + TEXT_BATCH]
@@ -206,6 +211,8 @@ class TextEmbeddingCache:
 
     def embed_labels(self, labels: list[Label], templates: tuple[str, ...]) -> torch.Tensor:
         """One vector per label: the mean of its texts' embeddings (re-normalised for unit-vector encoders)."""
+        import torch
+
         texts = [label_texts(label, templates) for label in labels]
         flat = self.embed([t for group in texts for t in group]).numpy()
         sizes = np.array([len(group) for group in texts])

@@ -1,8 +1,10 @@
-"""Importing actionzs changes nothing outside it, and `probe` runs where torch cannot be imported."""
+"""Importing actionzs changes nothing outside it; `probe`, and a command refused for bad input, run
+where torch cannot be imported."""
 
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 
@@ -71,3 +73,67 @@ def test_probe_runs_where_torch_cannot_be_imported(tmp_path):
     assert run.returncode == 0, run.stderr
     [record] = json.loads(run.stdout)
     assert (record["num_frames"], record["duration"]) == (30, 3.0)
+
+
+#: A command line given to `main` with torch and transformers made unimportable: what it says
+#: (stderr) and its exit status, as JSON on stdout's last line.
+WITHOUT_MODELS = """
+import contextlib, io, json, sys
+sys.modules["torch"] = sys.modules["transformers"] = None
+from actionzs.cli import main
+err = io.StringIO()
+with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+    code = main(sys.argv[1:])
+print(json.dumps({"code": code, "err": err.getvalue()}))
+"""
+
+
+def test_bad_input_is_refused_before_any_model_loads(tmp_path):
+    """Options, labels and missing files are checked before torch and transformers are imported
+    (seconds of imports, before a model even loads), so a mistyped command line fails at once."""
+    clip = write_clip(tmp_path / "a.mp4", 30, average_fps=10)
+    cases = {  # argv: (exit status, what the error must say)
+        ("classify", str(clip), "-l", "a", "--fps", "-1"): (2, "fps must be"),
+        ("classify", str(clip), "-l", "a", "--template", "no placeholder"): (2, "{}"),
+        ("classify", str(tmp_path / "missing.mp4"), "-l", "a", "-l", "b"): (1, "missing.mp4: no such file"),
+        ("scan", str(tmp_path / "nowhere"), "-l", "a", "-o", str(tmp_path / "out.jsonl")): (2, "nowhere: no such"),
+    }
+    for argv, (code, says) in cases.items():
+        run = subprocess.run([sys.executable, "-c", WITHOUT_MODELS, *argv], capture_output=True, text=True,
+                             env=subprocess_env(), timeout=120)
+        assert run.returncode == 0, run.stderr  # an import of torch would have raised here
+        found = json.loads(run.stdout.strip().splitlines()[-1])
+        assert found["code"] == code and says in found["err"], (argv, found)
+
+
+#: The CLI's logging set up for `classify`, then transformers imported: its verbosity and whether
+#: its progress bars are on, as JSON.
+TRANSFORMERS_AFTER_THE_CLI = """
+import json, sys
+from actionzs.cli import _configure_logging, build_parser
+_configure_logging(build_parser().parse_args(["classify", "a.mp4", "-l", "a", *sys.argv[1:]]))
+assert "transformers" not in sys.modules
+from transformers.utils import logging
+print(json.dumps({"verbosity": logging.get_verbosity(), "bars": logging.is_progress_bar_enabled()}))
+"""
+
+
+def test_transformers_imported_after_the_cli_set_up_stays_quiet_unless_asked():
+    """The CLI silences transformers' own warnings and bars without importing it (through its
+    environment variables), so they stay off when a model loads later; --verbose or the user's own
+    TRANSFORMERS_VERBOSITY leave them as they are."""
+    cases = {("", None): (logging.ERROR, False), ("--verbose", None): (logging.WARNING, True),
+             ("", "info"): (logging.INFO, True)}
+    runs = {}
+    for (flag, verbosity), _ in cases.items():
+        env = {k: v for k, v in subprocess_env().items()
+               if k not in ("TRANSFORMERS_VERBOSITY", "HF_HUB_DISABLE_PROGRESS_BARS")}
+        if verbosity:
+            env["TRANSFORMERS_VERBOSITY"] = verbosity
+        runs[flag, verbosity] = subprocess.Popen(
+            [sys.executable, "-c", TRANSFORMERS_AFTER_THE_CLI, *filter(None, [flag])],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    for case, (verbosity, bars) in cases.items():
+        out, err = runs[case].communicate(timeout=300)
+        assert runs[case].returncode == 0, err
+        assert json.loads(out.strip().splitlines()[-1]) == {"verbosity": verbosity, "bars": bars}, case

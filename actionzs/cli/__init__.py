@@ -58,10 +58,24 @@ def _configure_logging(args) -> None:
     handler.setFormatter(_PrintableFormatter("%(levelname)s: %(message)s"))
     logging.basicConfig(level=level, handlers=[handler])
     if not getattr(args, "verbose", False) and args.command != "probe":
+        _quiet_transformers()
+
+
+def _quiet_transformers() -> None:
+    """transformers' own warnings and progress bars off (the command says what matters in its own
+    words), unless the user's TRANSFORMERS_VERBOSITY says otherwise. Through the environment while
+    transformers is not imported yet, which it reads when it loads: importing it here would cost a
+    command that ends before any model loads (bad options, unreadable files) seconds of imports."""
+    if "TRANSFORMERS_VERBOSITY" in os.environ:
+        return
+    if sys.modules.get("transformers") or sys.modules.get("huggingface_hub"):  # called in a process that has loaded it
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
         hf_logging.set_verbosity_error()
+    else:
+        os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def main(argv: list[str] | None = None) -> int:
