@@ -89,14 +89,18 @@ print(json.dumps({"code": code, "err": err.getvalue()}))
 
 
 def test_bad_input_is_refused_before_any_model_loads(tmp_path):
-    """Options, labels and missing files are checked before torch and transformers are imported
-    (seconds of imports, before a model even loads), so a mistyped command line fails at once."""
+    """Options, labels and missing inputs are checked before torch and transformers are imported
+    (seconds of imports, before a model even loads), so a mistyped command line fails at once and
+    leaves nothing behind."""
     clip = write_clip(tmp_path / "a.mp4", 30, average_fps=10)
     cases = {  # argv: (exit status, what the error must say)
         ("classify", str(clip), "-l", "a", "--fps", "-1"): (2, "fps must be"),
         ("classify", str(clip), "-l", "a", "--template", "no placeholder"): (2, "{}"),
         ("classify", str(tmp_path / "missing.mp4"), "-l", "a", "-l", "b"): (1, "missing.mp4: no such file"),
         ("scan", str(tmp_path / "nowhere"), "-l", "a", "-o", str(tmp_path / "out.jsonl")): (2, "nowhere: no such"),
+        ("index", "--index", str(tmp_path / "lib"), str(tmp_path / "nowhere")): (2, "nowhere: no such folder or file"),
+        ("index", "--index", str(tmp_path / "lib"), str(clip), "--snap-to-keyframes", "-1"): (2, "snap_to_keyframes must be"),
+        ("index", "--index", str(tmp_path / "lib"), str(clip), "--keyframes", "--snap-to-keyframes", "1"): (2, "give one of them"),
     }
     for argv, (code, says) in cases.items():
         run = subprocess.run([sys.executable, "-c", WITHOUT_MODELS, *argv], capture_output=True, text=True,
@@ -104,6 +108,7 @@ def test_bad_input_is_refused_before_any_model_loads(tmp_path):
         assert run.returncode == 0, run.stderr  # an import of torch would have raised here
         found = json.loads(run.stdout.strip().splitlines()[-1])
         assert found["code"] == code and says in found["err"], (argv, found)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # no output, and no index, was made
 
 
 #: The CLI's logging set up for `classify`, then transformers imported: its verbosity and whether

@@ -320,6 +320,18 @@ def test_an_index_snapped_to_keyframes_records_it_and_relabels_as_classifying_th
     assert code == 2 and "'snap_to_keyframes': 0.5" in err
 
 
+def test_sampling_an_index_cannot_take_is_refused_before_the_model_loads(tmp_path, clip_dir, folder):
+    """A model that cannot load shows what comes first: the refusal of the sampling, not the
+    model's error (and no index is made), for a new index and for one built with keyframes."""
+    video = folder / "cam2" / "c.mp4"
+    with pytest.raises(InvalidInputError, match="give one of them"):
+        Library(tmp_path / "new.actionzs", str(tmp_path / "no model"), keyframes=True, snap_to_keyframes=1.0).add(video)
+    assert not (tmp_path / "new.actionzs").exists()
+    Library(tmp_path / "built.actionzs", str(clip_dir), keyframes=True).add(video)
+    with pytest.raises(InvalidInputError, match="give one of them"):
+        Library(tmp_path / "built.actionzs", str(tmp_path / "no model"), snap_to_keyframes=1.0).add(video)
+
+
 def test_relabelling_needs_the_index_sampling(tmp_path, clip_dir, folder):
     library = _library(tmp_path, clip_dir)
     library.add(_files(folder)[:2])

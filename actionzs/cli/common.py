@@ -121,6 +121,20 @@ def check_output(path: str | None) -> None:
         raise InvalidInputError(f"{path}: the folder {folder} is not writable")
 
 
+def check_inputs(inputs: list[str], images: bool = False) -> None:
+    """A folder or file to scan or index that does not exist is bad usage, said before any output
+    file is made or model loaded; a missing video (or, with `images`, image) named among others,
+    told by its extension, gets an error record of its own."""
+    import glob
+
+    from ..video import IMAGE_SUFFIXES, video_suffixes
+
+    suffixes = video_suffixes() | (IMAGE_SUFFIXES if images else frozenset())
+    for item in inputs:
+        if not glob.has_magic(item) and not os.path.lexists(item) and os.path.splitext(item)[1].lower() not in suffixes:
+            raise InvalidInputError(f"{item}: no such folder or file")
+
+
 def make_classifier(settings: dict, run, executor=None):
     from ..classifier import ZeroShotVideoClassifier
     from ..models import load_encoder

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from .arguments import HelpFormatter, engine_options, examples, flag_of, progress_option
-from .common import (EXIT_FAILED, EXIT_OK, check_output, expected_footage, make_executor, make_folder, say, settings_of,
-                     write_output)
+from .common import (EXIT_FAILED, EXIT_OK, check_inputs, check_output, expected_footage, make_executor, make_folder, say,
+                     settings_of, write_output)
 from .progress import Footage, shows_progress
 
 
@@ -68,36 +68,45 @@ def add_parsers(commands) -> None:
 
 
 def cmd_index(args) -> int:
+    from ..options import RunOptions
     from ..schema import option
 
     settings = settings_of(args)
-    for name in ("backend", "batch_size", "decode_workers", "device", "dtype", "fps", "model"):
+    for name in ("backend", "batch_size", "decode_workers", "device", "dtype", "model"):
         option(name).check(settings[name])
+    built = _built_as(args, settings)
+    # Sampling a run cannot take is refused now, not after the model has loaded.
+    RunOptions(**{name: value for name, value in built.items() if name != "model" and value is not None})
+    check_inputs(args.inputs, images=True)
     executor = make_executor(args, settings)
     try:
-        return _index(args, settings, executor)
+        return _index(args, settings, built, executor)
     finally:
         if executor is not None:
             executor.close()
 
 
-def _index(args, settings: dict, executor) -> int:
+def _built_as(args, settings: dict) -> dict:
+    """The model, fps, keyframes and snap_to_keyframes to build the index with: as given, else the
+    config's for a new index and None (what the index was built with) for an existing one."""
+    new = not os.path.exists(args.index)
+    return {name: getattr(args, name) if getattr(args, name) is not None else (settings[name] if new else None)
+            for name in ("model", "fps", "keyframes", "snap_to_keyframes")}
+
+
+def _index(args, settings: dict, built: dict, executor) -> int:
     from ..library import Library
 
-    new = not os.path.exists(args.index)
     library = Library(
-        args.index, args.model or (settings["model"] if new else None), fps=args.fps or (settings["fps"] if new else None),
-        keyframes=args.keyframes if args.keyframes is not None else (settings["keyframes"] if new else None),
-        snap_to_keyframes=args.snap_to_keyframes if args.snap_to_keyframes is not None else (
-            settings["snap_to_keyframes"] if new else None),
+        args.index, **built,
         backend=settings["backend"], decode_workers=settings["decode_workers"], batch_size=settings["batch_size"],
         device=settings["device"], dtype=settings["dtype"], executor=executor,
     )
     footage = Footage(show=shows_progress(args))
-    library.classifier.progress = footage
     planned_paths: set[str] = set()
 
     def planned(update) -> None:
+        library.classifier.progress = footage  # loaded by now: the model is what the plan was checked against
         planned_paths.update(path for path, _ in update.embed)
         footage.expect(expected_footage([path for path, _ in update.embed], footage.shown))
 

@@ -8,7 +8,7 @@ import sys
 from ..errors import ActionzsError, InvalidInputError
 from ..output import printable
 from .arguments import HelpFormatter, engine_options, examples
-from .common import (EXIT_FAILED, EXIT_OK, checked_inputs, embeddings_path, exit_status, failure, footage_of,
+from .common import (EXIT_FAILED, EXIT_OK, check_inputs, checked_inputs, embeddings_path, exit_status, failure, footage_of,
                      from_index, from_stored, make_classifier, make_executor, outcomes, provenance_of, record_of, say,
                      settings_of, to_stdout, validated, write_output)
 
@@ -162,7 +162,7 @@ def cmd_scan(args) -> int:
         if args.inputs:
             raise InvalidInputError("give folders to scan or --index LIB, not both")
     else:
-        check_scan_inputs(args.inputs)
+        check_inputs(args.inputs)
         videos, problems = find_videos(args.inputs)
         for problem in problems:
             say(f"warning: {problem}")
@@ -181,18 +181,6 @@ def cmd_scan(args) -> int:
     finally:
         if executor is not None:
             executor.close()
-
-
-def check_scan_inputs(inputs: list[str]) -> None:
-    """A folder or file to scan that does not exist is bad usage, said before any output file is made;
-    a missing video named among others (by its extension) gets an error record of its own."""
-    import glob
-
-    from ..video import video_suffixes
-
-    for item in inputs:
-        if not glob.has_magic(item) and not os.path.lexists(item) and os.path.splitext(item)[1].lower() not in video_suffixes():
-            raise InvalidInputError(f"{item}: no such folder or file")
 
 
 class StdoutResults:

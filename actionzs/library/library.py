@@ -27,6 +27,7 @@ import torch
 from ..embeddings import FrameEmbeddings
 from ..errors import ActionzsError, InvalidInputError, VideoDecodeError
 from ..models import DEFAULT_MODEL
+from ..options import RunOptions
 from ..results import VideoResult
 from .catalog import Update, file_kind, plan_update
 from .moments import Hit, Moment, end_of, merge_hits
@@ -109,7 +110,6 @@ class Library:
         if self._classifier is None:
             from ..classifier import ZeroShotVideoClassifier
             from ..models import load_encoder
-            from ..options import RunOptions
 
             model = self._model or self._built_with().get("model") or DEFAULT_MODEL
             loading = self._loading
@@ -148,7 +148,9 @@ class Library:
         fps = built.get("fps") if self._fps is None else self._fps
         keyframes = bool(built.get("keyframes")) if self._keyframes is None else self._keyframes
         snap = float(built.get("snap_to_keyframes", 0.0)) if self._snap is None else self._snap
-        return self.classifier.options.updated(fps=fps, keyframes=keyframes, snap_to_keyframes=snap, segments=True)
+        # Checked before any model loads: the classifier's own options where one was given, else the defaults it gets.
+        options = self._classifier.options if self._classifier is not None else RunOptions()
+        return options.updated(fps=fps, keyframes=keyframes, snap_to_keyframes=snap, segments=True)
 
     # -- adding files -----------------------------------------------------------------------------
 
