@@ -101,6 +101,8 @@ def test_bad_input_is_refused_before_any_model_loads(tmp_path):
         ("index", "--index", str(tmp_path / "lib"), str(tmp_path / "nowhere")): (2, "nowhere: no such folder or file"),
         ("index", "--index", str(tmp_path / "lib"), str(clip), "--snap-to-keyframes", "-1"): (2, "snap_to_keyframes must be"),
         ("index", "--index", str(tmp_path / "lib"), str(clip), "--keyframes", "--snap-to-keyframes", "1"): (2, "give one of them"),
+        ("search", "--index", str(tmp_path / "lib")): (2, "nothing to search for"),
+        ("search", "a cat", "--index", str(tmp_path / "lib"), "--top", "0"): (2, "--top must be at least 1"),
     }
     for argv, (code, says) in cases.items():
         run = subprocess.run([sys.executable, "-c", WITHOUT_MODELS, *argv], capture_output=True, text=True,

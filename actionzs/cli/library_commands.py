@@ -144,18 +144,19 @@ def _moment_query(text: str):
 
 
 def cmd_search(args) -> int:
+    texts = ([args.text] if args.text is not None else []) + args.queries
+    if not (texts or args.images or args.like):  # said before the imports a search needs (seconds of them)
+        raise InvalidInputError("nothing to search for: give a TEXT, -q TEXT, --image FILE or --like VIDEO@SECONDS")
+    if args.top < 1:
+        raise InvalidInputError(f"--top must be at least 1, got {args.top}")
     from ..calibration import read_thresholds
     from ..library import Library, Query
     from ..output import render_moments
     from ..schema import option
 
     settings = settings_of(args)
-    queries = [Query(text=t) for t in ([args.text] if args.text is not None else []) + args.queries]
+    queries = [Query(text=t) for t in texts]
     queries += [Query(image=path) for path in args.images] + [_moment_query(text) for text in args.like]
-    if not queries:
-        raise InvalidInputError("nothing to search for: give a TEXT, -q TEXT, --image FILE or --like VIDEO@SECONDS")
-    if args.top < 1:
-        raise InvalidInputError(f"--top must be at least 1, got {args.top}")
     check_output(args.output)
     make_folder(args.thumbnails)
     templates = option("hypothesis_template").check(settings["hypothesis_template"])
